@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Creates the virtual environment (default .venv) and installs rsnet with its test extra.
+# - A torch already importable by $PYTHON (e.g. a GPU cluster's CUDA build) is kept: the venv
+#   then sees the system's site-packages and pip finds its requirement satisfied.
+# - Otherwise torch==2.13.0 is installed first, before anything could ask for a newer one
+#   (on the project's CPU machines that is a CPU build that lies on disk).
+set -euo pipefail
+VENV=${1:-.venv}
+PYTHON=${PYTHON:-python3}
+if [ ! -x "$VENV/bin/python" ]; then
+    if "$PYTHON" -c "import torch" 2>/dev/null; then
+        echo "setup: keeping the installed torch $("$PYTHON" -c 'import torch; print(torch.__version__)')"
+        "$PYTHON" -m venv --system-site-packages "$VENV"
+    else
+        "$PYTHON" -m venv "$VENV"
+    fi
+fi
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    "$VENV/bin/pip" install --quiet "torch==2.13.0"
+fi
+"$VENV/bin/pip" install --quiet -e ".[test]"
+touch "$VENV/.installed"
