@@ -123,3 +123,8 @@ def test_classes_reach_the_same_face_shapes():
     for s in rng_specs:
         amp[s.label].append(ClipRenderer(s).dynamics.amplitude)
     assert abs(np.mean(amp[0]) - np.mean(amp[1])) < 0.03
+
+
+def test_identities_are_the_faces_dlib_finds_robustly():
+    from rsnet.synth.faces import DETECTABLE_FACES, robust_faces
+    assert robust_faces() == DETECTABLE_FACES and len(DETECTABLE_FACES) >= 75

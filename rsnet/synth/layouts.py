@@ -29,16 +29,24 @@ def _size_frame(frame_size, default):
 
 # --- UvA-NEMO ---------------------------------------------------------------------------
 def _uvanemo_subjects(size: str) -> list[str]:
-    """Whole subjects of the real table: all 400 (full), or the first 4 (small) / 1 (tiny)
-    subjects of each protocol fold that have both posed and spontaneous clips."""
+    """Whole subjects of the real table: all 400 (full), or 4 (small) / 1 (tiny) per protocol
+    fold, having both posed and spontaneous clips and spread over gender x age group (young
+    < 18) so that every split of the paper has videos."""
     table = uvanemo_table()
     if size == "full":
         return sorted(table.subject.unique())
     per_fold = {"small": 4, "tiny": 1}[size]
-    both = table.groupby("subject").label.nunique() == 2
+    subj = table.groupby("subject").agg(fold=("fold", "first"), gender=("gender", "first"),
+                                        age=("age", "first"), kinds=("label", "nunique"))
+    subj = subj[subj.kinds == 2]
+    strata = [("male", False), ("female", False), ("male", True), ("female", True)]
     chosen = []
-    for _, fold in table[table.subject.map(both)].groupby("fold"):
-        chosen += sorted(fold.subject.unique())[:per_fold]
+    for k, (_, fold) in enumerate(subj.groupby("fold")):
+        for j in range(per_fold):
+            gender, young = strata[(k + j) % len(strata)]
+            pool = fold[(fold.gender == gender) & ((fold.age < 18) == young) & ~fold.index.isin(chosen)]
+            pool = pool if len(pool) else fold[~fold.index.isin(chosen)]
+            chosen.append(sorted(pool.index)[0])
     return sorted(chosen)
 
 
@@ -68,7 +76,7 @@ def plan_bbc(size, seed, frame_size=None, **kw) -> CorpusPlan:
     for folder, label in (("Genuine", 1), ("Posed", 0)):
         for i in range(1, 11):
             stem = f"{folder.lower()}_{i:02d}"
-            specs.append(ClipSpec(f"{folder}/{stem}.mp4", label, stem, 25.0, w, h, seed, face_frac=0.65, **kw))
+            specs.append(ClipSpec(f"{folder}/{stem}.mp4", label, f"{folder.lower()}/{stem}", 25.0, w, h, seed, face_frac=0.65, **kw))
     return CorpusPlan(specs, lambda root, _: None)
 
 
