@@ -170,7 +170,7 @@ def test_broken_videos_are_reported_and_skipped(corpora, tmp_path):
     assert "no face" in failed.loc["posed/noface"].error and "noface.mp4" in failed.loc["posed/noface"].error
     trunc_id = f"genuine/{truncated.stem}"
     assert f"{truncated.name}: cannot decode" in failed.loc[trunc_id].error
-    assert len(failed) == 3 and len(c.usable) == 18 == len(c.videos) - 3
+    assert len(failed) == 3 and len(c.usable) == 19 == len(c.videos) - 3
     assert c.videos.set_index("id").loc[failed.index].length.eq(0).all()
 
 
