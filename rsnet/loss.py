@@ -16,6 +16,7 @@ For two-output (softmax) models the same weights multiply the cross-entropy term
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -26,7 +27,7 @@ def class_weights(labels, weighting: str = "balanced") -> torch.Tensor:
     """Training labels (0 posed, 1 spontaneous) -> tensor [w_posed, w_spont]."""
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown loss weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
-    labels = torch.as_tensor(labels)
+    labels = torch.tensor(np.asarray(labels))
     n = labels.numel()
     n_spont = int((labels == 1).sum())
     counts = torch.tensor([n - n_spont, n_spont], dtype=torch.float64)

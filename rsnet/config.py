@@ -1,0 +1,100 @@
+"""One typed config per trial, saved beside every result and checkpoint.
+
+Defaults are the paper's (Sec. 4.1): 60 epochs, batch 16, Adam with learning rate 1e-3 and
+weight decay 0.005, the weighted loss of Eq. 3, 5 fps, 48x48, colour.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, fields
+
+from .data.splits import N_FOLDS, SPLITS, folds_for
+from .loss import WEIGHTINGS
+from .model import VARIANTS
+
+TEMPORAL_CONTROLS = ("none", "shuffle", "single_frame")
+RUNTIME_FIELDS = ("device", "threads", "cache", "checkpoint_every")   # do not change the result
+
+
+@dataclass
+class TrialConfig:
+    # what is evaluated
+    dataset: str = "uvanemo"
+    root: str = ""                  # the dataset's root folder
+    split: str = "kfold"            # see rsnet.data.splits
+    fold: int = 1
+    seed: int = 0
+    target_root: str = ""           # cross:<target> splits: the target dataset's root
+    mmi_selection: str = ""         # MMI: selection CSV (default <root>/mmi_selection.csv)
+    # model and loss
+    variant: str = "full"
+    loss_weighting: str = "balanced"
+    forget_bias: float | None = None   # ConvLSTM forget-gate bias init; None = PyTorch default (authors')
+    temporal_control: str = "none"     # none | shuffle (frames shuffled in time) | single_frame (one frame)
+    # input
+    fps: float = 5.0
+    resolution: int = 48
+    channels: int = 3
+    # optimisation
+    epochs: int = 60
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.005
+    l2_penalty: float = 0.0         # authors' code adds 0.001 * sum of weights' L2 norms; off by default
+    val_fraction: float = 0.0       # > 0: subject-disjoint validation split of the training subjects picks the epoch
+    amp: bool = False               # mixed precision (bf16 autocast) on CUDA; ignored on CPU
+    # runtime (not part of the result's identity)
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    threads: int = 0                # torch threads; 0 = the CPUs this process may use
+    cache: str = ""                 # preprocessing cache root; "" = $RSNET_CACHE or ./cache
+    checkpoint_every: int = 5
+
+    def validate(self) -> "TrialConfig":
+        def bad(field, value, valid):
+            raise ValueError(f"config field {field}: {value!r} is not valid; valid: {valid}")
+        if self.dataset not in N_FOLDS:
+            bad("dataset", self.dataset, ", ".join(N_FOLDS))
+        if self.variant not in VARIANTS:
+            bad("variant", self.variant, ", ".join(VARIANTS))
+        if self.loss_weighting not in WEIGHTINGS:
+            bad("loss_weighting", self.loss_weighting, ", ".join(WEIGHTINGS))
+        if self.split not in SPLITS:
+            bad("split", self.split, ", ".join(SPLITS))
+        if self.temporal_control not in TEMPORAL_CONTROLS:
+            bad("temporal_control", self.temporal_control, ", ".join(TEMPORAL_CONTROLS))
+        valid_folds = folds_for(self.split, self.dataset)
+        if self.fold not in valid_folds:
+            bad("fold", self.fold, valid_folds)
+        if self.channels not in (1, 3):
+            bad("channels", self.channels, "1, 3")
+        if self.resolution % 8 or self.resolution < 24:
+            bad("resolution", self.resolution, "multiples of 8 from 24 (48, 64, 96, 112)")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                bad(name, getattr(self, name), "integers >= 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            bad("val_fraction", self.val_fraction, "[0, 1)")
+        if self.fps <= 0:
+            bad("fps", self.fps, "> 0")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "config") -> "TrialConfig":
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(d) - known):
+            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def replace(self, **kw) -> "TrialConfig":
+        return dataclasses.replace(self, **kw)
+
+    def identity(self) -> dict:
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]

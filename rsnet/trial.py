@@ -1,0 +1,194 @@
+"""`run_trial(config, out_dir) -> result`: train and evaluate RealSmileNet on one fold.
+
+A trial directory holds
+    config.json        the resolved TrialConfig
+    metrics.jsonl      one line per epoch: train loss/acc, val/test accuracy, seconds
+    predictions.csv    test fold: video id, subject, label, score, predicted class
+    result.json        headline accuracy, optimistic accuracy, counts, timing, versions, hash
+    checkpoint.pt      model, optimizer, epoch, RNG states, history, config (latest; atomic)
+    events.out.tfevents.*   TensorBoard scalars per epoch
+Model selection never looks at the test fold: the headline accuracy is the final epoch's, or,
+with val_fraction > 0, that of the epoch with the best accuracy on a subject-disjoint
+validation split of the training subjects. The best test accuracy over epochs (what the
+authors' code reports) is recorded too, as `optimistic_accuracy`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .batching import ClipSet
+from .checkpoint import load_checkpoint, save_checkpoint, write_json_atomic
+from .config import TrialConfig
+from .data import PrepConfig, assign_folds, load_or_build, make_split
+from .data.splits import validation_subjects
+from .engine import NonFiniteLoss, evaluate, train_one_epoch
+from .loss import class_weights
+from .model import build_model, count_parameters
+
+
+class TrialError(RuntimeError):
+    """A trial that cannot finish; its partial outputs are kept."""
+
+
+def code_version() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev = ""
+    return f"{__version__}+{rev}" if rev else __version__
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_data(cfg: TrialConfig, progress: bool = False):
+    """(train, val or None, test) ClipSets and facts about the data, from the cache."""
+    prep = PrepConfig(fps=cfg.fps, res=cfg.resolution, channels=cfg.channels)
+    kw = {"selection": cfg.mmi_selection} if cfg.dataset == "mmi" and cfg.mmi_selection else {}
+    cache = load_or_build(cfg.dataset, cfg.root, prep, cfg.cache or None, progress=progress, **kw)
+    videos = cache.videos.assign(fold=assign_folds(cfg.dataset, cache.videos))
+    usable = videos[videos.status == "ok"]
+    target_cache, target = cache, None
+    if cfg.split.startswith("cross:"):
+        target_cache = load_or_build(cfg.split.split(":")[1], cfg.target_root, prep, cfg.cache or None,
+                                     progress=progress)
+        target = target_cache.videos[target_cache.videos.status == "ok"]
+    split = make_split(cfg.split, cfg.fold, cfg.dataset, usable, target)
+    train_rows, val = split.train, None
+    if cfg.val_fraction > 0:
+        val_subj = validation_subjects(split.train, cfg.val_fraction, cfg.seed)
+        val = ClipSet.from_cache(cache, split.train[split.train.subject.isin(val_subj)])
+        train_rows = split.train[~split.train.subject.isin(val_subj)]
+    facts = {"train_videos": len(train_rows), "val_videos": len(val) if val else 0, "test_videos": len(split.test),
+             "skipped_videos": int((videos.status != "ok").sum()), "test_dataset": split.test_dataset,
+             "synthetic": bool(cache.meta.get("synthetic")) or bool(target_cache.meta.get("synthetic")),
+             "cache": str(cache.path)}
+    return ClipSet.from_cache(cache, train_rows), val, ClipSet.from_cache(target_cache, split.test), facts
+
+
+def _setup_threads(cfg: TrialConfig) -> int:
+    n = cfg.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(n)
+    return n
+
+
+def _check_config(out: Path, cfg: TrialConfig) -> None:
+    path = out / "config.json"
+    if path.exists():
+        saved = TrialConfig.from_dict(json.loads(path.read_text()), str(path))
+        if saved.hash() != cfg.hash():
+            raise TrialError(f"{out} holds another trial (config hash {saved.hash()} != {cfg.hash()}); "
+                             f"use a new output directory")
+    else:
+        write_json_atomic(path, cfg.to_dict())
+
+
+def run_trial(cfg: TrialConfig, out_dir, report: Callable[[dict, Path | None], None] | None = None,
+              progress: bool = False) -> dict:
+    """Train and evaluate one trial into out_dir; resume from its checkpoint if there is one;
+    return the existing result if it already finished. `report(metrics, checkpoint_path)`
+    is called after every epoch (the Ray trainable passes tune.report through it)."""
+    cfg.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config(out, cfg)
+    if (out / "result.json").exists():
+        return json.loads((out / "result.json").read_text())
+    t_start = time.perf_counter()
+    threads = _setup_threads(cfg)
+    device = pick_device(cfg.device)
+    train, val, test, facts = load_data(cfg, progress)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    weights = class_weights(train.labels, cfg.loss_weighting)
+    state = {"epoch": 0, "history": [], "best_val": -1.0, "selected": None, "seconds": 0.0}
+    if (out / "checkpoint.pt").exists():
+        state = load_checkpoint(out / "checkpoint.pt", model, optimizer)
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out), purge_step=state["epoch"] + 1)
+    try:
+        for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            torch.manual_seed(cfg.seed * 100_003 + epoch)     # dropout: a function of (seed, epoch)
+            try:
+                m = train_one_epoch(model, train, optimizer, weights, device, batch_size=cfg.batch_size,
+                                    seed=cfg.seed, epoch=epoch, l2_penalty=cfg.l2_penalty, amp=cfg.amp,
+                                    control=cfg.temporal_control)
+            except NonFiniteLoss as e:
+                write_json_atomic(out / "failed.json", {"error": str(e), "epoch": epoch})
+                raise TrialError(f"{out}: {e}") from e
+            ev = evaluate(model, test, device, amp=cfg.amp, control=cfg.temporal_control, seed=cfg.seed)
+            row = {"epoch": epoch, **m, "test_acc": ev["accuracy"]}
+            if val is not None:
+                row["val_acc"] = evaluate(model, val, device, amp=cfg.amp, control=cfg.temporal_control,
+                                          seed=cfg.seed)["accuracy"]
+                if row["val_acc"] > state["best_val"]:
+                    state["best_val"], state["selected"] = row["val_acc"], (epoch, ev["scores"].tolist())
+            row["seconds"] = time.perf_counter() - t0
+            state["history"].append(row)
+            state["epoch"] = epoch
+            state["seconds"] += row["seconds"]
+            _write_metrics(out, state["history"])
+            for k, v in row.items():
+                if k != "epoch":
+                    writer.add_scalar(k, v, epoch)
+            writer.flush()
+            ckpt = None
+            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+                ckpt = out / "checkpoint.pt"
+                save_checkpoint(ckpt, model, optimizer, state, cfg)
+            if report:
+                report(row, ckpt)
+    finally:
+        writer.close()
+    final_eval = evaluate(model, test, device, amp=cfg.amp, control=cfg.temporal_control, seed=cfg.seed)
+    return _finish(out, cfg, state, final_eval, test, facts, model, threads, device, time.perf_counter() - t_start)
+
+
+def _write_metrics(out: Path, history: list[dict]) -> None:
+    tmp = out / ".metrics.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+    os.replace(tmp, out / "metrics.jsonl")
+
+
+def _finish(out, cfg, state, final_eval, test, facts, model, threads, device, wall) -> dict:
+    history = state["history"]
+    if state["selected"] is not None:
+        epoch, scores = state["selected"][0], np.asarray(state["selected"][1])
+        selection = "best validation accuracy (subject-disjoint split of the training subjects)"
+    else:
+        epoch, scores = cfg.epochs, final_eval["scores"]
+        selection = "final epoch"
+    pred = (scores > 0.5).astype(int)
+    rows = test.table
+    pd.DataFrame({"video": rows.id, "subject": rows.subject, "label": test.labels, "score": scores,
+                  "predicted": pred}).to_csv(out / "predictions.csv", index=False)
+    test_accs = [h["test_acc"] for h in history]
+    result = {
+        "status": "finished", "accuracy": float((pred == test.labels).mean()), "selected_epoch": epoch,
+        "selection": selection, "final_epoch_accuracy": test_accs[-1],
+        "optimistic_accuracy": max(test_accs), "optimistic_epoch": int(np.argmax(test_accs)) + 1,
+        "optimistic_note": "best test accuracy over epochs (the authors' protocol): selected on the test fold",
+        **facts, "epochs": cfg.epochs, "train_seconds": state["seconds"], "wall_seconds": wall,
+        "seed": cfg.seed, "parameters": count_parameters(model), "device": str(device), "threads": threads,
+        "code_version": code_version(), "torch": torch.__version__, "config_hash": cfg.hash(),
+        "config": cfg.to_dict(),
+    }
+    write_json_atomic(out / "result.json", result)
+    return result
