@@ -1,0 +1,124 @@
+"""python -m rsnet.sweep (--grid NAME | FILE) [--data-root DIR] [--results DIR] [--address auto]
+
+Runs a sweep (sweeps/NAME.yaml) on Ray Tune: prepares every dataset's cache once, then one
+trial per (dataset, split, fold, seed, setting, fps, resolution, ...) of the file. Results land
+in <results>/<name>/: trials/<trial>/ (each trial's files), trials.csv (one row per trial, kept
+current), ray/ (Tune's experiment). Rerunning the same command resumes a stopped sweep.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .spec import SweepError, load_sweep, resolve_sweep_path
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m rsnet.sweep", description=__doc__.split("\n\n")[1])
+    ap.add_argument("file", nargs="?", help="a sweep YAML file")
+    ap.add_argument("--grid", help="a sweep by name: sweeps/NAME.yaml")
+    ap.add_argument("--data-root", default=os.environ.get("RSNET_DATA", "data"),
+                    help="where datasets live, as <root>/<dataset>/ (default $RSNET_DATA or ./data)")
+    ap.add_argument("--results", default=os.environ.get("RSNET_RESULTS", "results"),
+                    help="results root (default $RSNET_RESULTS or ./results)")
+    ap.add_argument("--cache", default=None, help="preprocessing cache root (default $RSNET_CACHE or ./cache)")
+    ap.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                    help="join a running Ray cluster ('auto' or host:port); default: start a local one")
+    ap.add_argument("--num-cpus", type=int, default=None, help="local Ray only: CPUs to offer trials")
+    ap.add_argument("--dry-run", action="store_true", help="list the trials and their count, run nothing")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue a stopped sweep (the default behaviour of rerunning; kept for clarity)")
+    ap.add_argument("--max-trials", type=int, default=None, help="run only the first N trials (smoke tests)")
+    ap.add_argument("--epochs", type=int, default=None, help="override every trial's epochs (smoke tests)")
+    ap.add_argument("--synthetic-size", choices=("tiny", "small", "full"), default=None,
+                    help="synthetic sweeps only: corpus size instead of the file's (tiny for smoke tests)")
+    ap.add_argument("--slurm", action="store_true", help="submit this sweep as a Slurm job (see slurm/)")
+    return ap
+
+
+def prepare_data(sweep, trials, data_root: Path, cache: str | None) -> None:
+    """Generate synthetic corpora if the sweep asks, check the datasets, build each cache once."""
+    from ..data import PrepConfig, load_or_build
+
+    if sweep.synthetic:
+        from ..synth import generate_corpus
+
+        opts = dict(sweep.synthetic)
+        size, seed = opts.pop("size", "small"), opts.pop("seed", 0)
+        for ds in sorted(sweep.datasets()):
+            s = generate_corpus(ds, size, sweep.data_dir(data_root, ds), seed=seed, **opts)
+            print(f"sweep: synthetic {ds}/{size}: {s['clips']} clips at {s['root']}")
+    for ds in sorted(sweep.datasets()):
+        if not sweep.data_dir(data_root, ds).exists():
+            raise SweepError(f"dataset {ds} not found at {sweep.data_dir(data_root, ds)}: put it there, or point "
+                             f"--data-root / $RSNET_DATA at the folder holding {ds}/")
+    needed = {}
+    for t in trials:
+        c = t.config
+        prep = PrepConfig(fps=c.fps, res=c.resolution, channels=c.channels)
+        needed[(c.dataset, c.root, prep)] = c.mmi_selection
+        if c.split.startswith("cross:"):
+            needed[(c.split.split(":")[1], c.target_root, prep)] = ""
+    for (ds, root, prep), selection in needed.items():
+        kw = {"selection": selection} if ds == "mmi" and selection else {}
+        store = load_or_build(ds, root, prep, cache, **kw)
+        print(f"sweep: cache {store.path.name}: {store.meta['videos']} videos, {store.meta['failed']} skipped")
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
+    if not (a.file or a.grid):
+        parser().error("give a sweep file or --grid NAME")
+    try:
+        sweep = load_sweep(resolve_sweep_path(a.grid or a.file))
+        if a.synthetic_size and sweep.synthetic is not None:
+            sweep.synthetic["size"] = a.synthetic_size
+        trials = sweep.trials(a.data_root)
+    except (SweepError, ValueError) as e:
+        print(f"sweep: error: {e}", file=sys.stderr)
+        return 2
+    if a.max_trials:
+        trials = trials[: a.max_trials]
+    if a.epochs or a.cache:
+        for t in trials:
+            t.config = t.config.replace(epochs=a.epochs or t.config.epochs, cache=a.cache or t.config.cache)
+    if a.dry_run:
+        for t in trials:
+            print(t.name)
+        print(f"sweep {sweep.name}: {len(trials)} trials ({sweep.path})")
+        return 0
+    if a.slurm:
+        from ..slurm import submit_sweep
+
+        return submit_sweep(sweep, argv if argv is not None else sys.argv[1:])
+    sweep_dir = Path(a.results) / sweep.name
+    (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(sweep.path, sweep_dir / "sweep.yaml")
+    t0 = time.time()
+    try:
+        prepare_data(sweep, trials, Path(a.data_root), a.cache)
+    except (SweepError, ValueError) as e:
+        print(f"sweep: error: {e}", file=sys.stderr)
+        return 2
+    from .runner import run_on_ray
+    from .table import write_table
+
+    print(f"sweep {sweep.name}: {len(trials)} trials on Ray "
+          f"({'cluster ' + a.address if a.address else 'local'}) -> {sweep_dir}", flush=True)
+    run_on_ray(sweep, trials, sweep_dir, a.address, a.num_cpus)
+    table = write_table(sweep_dir)
+    mine = table[table.trial.isin({t.name for t in trials})]
+    done, failed = (mine.status == "finished").sum(), (mine.status == "failed").sum()
+    mean = mine.accuracy.mean() if done else float("nan")
+    print(f"sweep {sweep.name}: {done}/{len(trials)} finished, {failed} failed, mean accuracy {mean:.4f}, "
+          f"{(time.time() - t0) / 60:.1f} min -> {sweep_dir / 'trials.csv'}"
+          f"{' [synthetic data]' if sweep.synthetic else ''}")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

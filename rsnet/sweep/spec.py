@@ -1,0 +1,170 @@
+"""Sweep files: YAML naming the settings that differ from the trial defaults and the axes to cross.
+
+    name: ablations                  # results land in results/<name>/
+    description: Table 3 ...
+    defaults: {epochs: 60}           # TrialConfig fields for every trial (only what differs)
+    axes:                            # crossed; each a TrialConfig field with a list of values, or
+      dataset: [uvanemo, bbc, mmi, spos]
+      fold: all                      # `all`: every fold of the dataset's protocol for the split
+      seed: 10                       # an integer N: seeds 0..N-1 (the paper's "mean of ten trials")
+      setting:                       # named bundles of overrides (one axis)
+        full: {}
+        no_tsa: {variant: no_tsa}
+    resources: {cpu: 1, gpu: 0}      # per trial; gpu may be fractional (0.25: four trials per GPU)
+    max_failures: 2                  # Ray retries of a failed trial (from its checkpoint)
+    synthetic: {size: small, seed: 0}   # optional: generate synthetic look-alike corpora as data
+
+Datasets are found under the data root (--data-root, $RSNET_DATA, default ./data) as
+<data-root>/<dataset>/, or <data-root>/synthetic-<size>/<dataset>/ for synthetic sweeps.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from ..config import TrialConfig
+from ..data.splits import folds_for
+
+TOP_KEYS = {"name", "description", "defaults", "axes", "resources", "max_failures", "synthetic"}
+AXIS_FIELDS = {f.name for f in fields(TrialConfig)} - {"root", "target_root", "cache", "device", "threads"}
+RESOURCE_KEYS = {"cpu", "gpu"}
+SYNTH_KEYS = {"size", "seed", "frame_size", "difficulty", "design"}
+
+
+class SweepError(ValueError):
+    """A sweep file that cannot run; the message names the file and the key."""
+
+
+@dataclass
+class Trial:
+    name: str                 # directory name under results/<sweep>/trials/
+    setting: str              # the `setting` axis value ("" if none)
+    config: TrialConfig
+
+
+@dataclass
+class Sweep:
+    name: str
+    path: Path
+    description: str = ""
+    defaults: dict = field(default_factory=dict)
+    axes: dict = field(default_factory=dict)
+    resources: dict = field(default_factory=lambda: {"cpu": 1, "gpu": 0})
+    max_failures: int = 2
+    synthetic: dict | None = None
+
+    def data_dir(self, data_root: Path, dataset: str) -> Path:
+        base = Path(data_root) / (f"synthetic-{self.synthetic.get('size', 'small')}" if self.synthetic else "")
+        return base / dataset
+
+    def datasets(self) -> set[str]:
+        """Every dataset a trial reads (trial datasets and cross-domain targets)."""
+        out = set()
+        for t in self.trials("/"):
+            out.add(t.config.dataset)
+            if t.config.split.startswith("cross:"):
+                out.add(t.config.split.split(":")[1])
+        return out
+
+    def trials(self, data_root) -> list[Trial]:
+        """Expand the axes into trials (folds per dataset and split)."""
+        axes = dict(self.axes)
+        settings = axes.pop("setting", None) or {"": {}}
+        fold_axis = axes.pop("fold", "all")
+        seed_axis = axes.pop("seed", [self.defaults.get("seed", 0)])
+        seeds = list(range(seed_axis)) if isinstance(seed_axis, int) else list(seed_axis)
+        names, values = list(axes), [axes[k] for k in axes]
+        out = []
+        for combo in itertools.product(*values):
+            base = {**self.defaults, **dict(zip(names, combo))}
+            for setting, overrides in settings.items():
+                merged = {**base, **overrides}
+                dataset, split = merged.get("dataset", "uvanemo"), merged.get("split", "kfold")
+                folds = folds_for(split, dataset) if fold_axis == "all" else list(fold_axis)
+                for fold, seed in itertools.product(folds, seeds):
+                    cfg = TrialConfig.from_dict({**merged, "fold": fold, "seed": seed}, str(self.path))
+                    cfg.root = str(self.data_dir(data_root, cfg.dataset))
+                    if cfg.split.startswith("cross:"):
+                        cfg.target_root = str(self.data_dir(data_root, cfg.split.split(":")[1]))
+                    try:
+                        cfg.validate()
+                    except ValueError as e:
+                        raise SweepError(f"{self.path}: {e}") from e
+                    out.append(Trial(trial_name(cfg, setting), setting, cfg))
+        return out
+
+
+def trial_name(cfg: TrialConfig, setting: str) -> str:
+    split = re.sub(r"[^A-Za-z0-9]+", "-", cfg.split.replace("->", "-to-"))
+    parts = [cfg.dataset, split, f"f{cfg.fold}", f"s{cfg.seed}", setting or cfg.variant,
+             f"fps{cfg.fps:g}", f"r{cfg.resolution}", cfg.hash()[:8]]
+    return "_".join(p for p in parts if p)
+
+
+def _check_keys(path, where: str, got: dict, allowed: set) -> None:
+    if not isinstance(got, dict):
+        raise SweepError(f"{path}: {where} must be a mapping, got {type(got).__name__}")
+    if unknown := sorted(set(got) - allowed):
+        raise SweepError(f"{path}: unknown key {where + '.' if where != '(top level)' else ''}{unknown[0]}; "
+                         f"valid: {', '.join(sorted(allowed))}")
+
+
+def load_sweep(path) -> Sweep:
+    """Read and validate a sweep file; every error names the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"{path}: no such sweep file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SweepError(f"{path}: not valid YAML ({e})") from e
+    _check_keys(path, "(top level)", raw, TOP_KEYS)
+    name = raw.get("name") or path.stem
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name)):
+        raise SweepError(f"{path}: name {name!r} must be letters, digits, '_', '.', '-'")
+    defaults = raw.get("defaults") or {}
+    _check_keys(path, "defaults", defaults, AXIS_FIELDS)
+    axes = raw.get("axes") or {}
+    _check_keys(path, "axes", axes, AXIS_FIELDS | {"setting"})
+    for key, values in axes.items():
+        if key == "setting":
+            if not isinstance(values, dict) or not values:
+                raise SweepError(f"{path}: axes.setting must map setting names to overrides")
+            for sname, overrides in values.items():
+                _check_keys(path, f"axes.setting.{sname}", overrides or {}, AXIS_FIELDS)
+                values[sname] = overrides or {}
+        elif key == "fold" and values == "all":
+            continue
+        elif key == "seed" and isinstance(values, int) and values > 0:
+            continue
+        elif not isinstance(values, list) or not values:
+            raise SweepError(f"{path}: axes.{key} must be a non-empty list"
+                             + (" or 'all'" if key == "fold" else " or a count" if key == "seed" else ""))
+    resources = {"cpu": 1, "gpu": 0, **(raw.get("resources") or {})}
+    _check_keys(path, "resources", resources, RESOURCE_KEYS)
+    if not (isinstance(resources["cpu"], (int, float)) and resources["cpu"] > 0 and 0 <= resources["gpu"]):
+        raise SweepError(f"{path}: resources.cpu must be > 0 and resources.gpu >= 0")
+    synthetic = raw.get("synthetic")
+    if synthetic is not None:
+        _check_keys(path, "synthetic", synthetic, SYNTH_KEYS)
+    max_failures = raw.get("max_failures", 2)
+    if not isinstance(max_failures, int) or max_failures < 0:
+        raise SweepError(f"{path}: max_failures must be an integer >= 0")
+    sweep = Sweep(str(name), path, raw.get("description", ""), defaults, axes, resources, max_failures, synthetic)
+    sweep.trials("/")        # validates every value before anything runs
+    return sweep
+
+
+def resolve_sweep_path(grid_or_path: str, sweeps_dir: Path | None = None) -> Path:
+    """`--grid NAME` -> sweeps/NAME.yaml (next to the package, or ./sweeps); a path works too."""
+    p = Path(grid_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    for base in filter(None, (sweeps_dir, Path("sweeps"), Path(__file__).resolve().parents[2] / "sweeps")):
+        if (base / f"{grid_or_path}.yaml").is_file():
+            return base / f"{grid_or_path}.yaml"
+    return Path("sweeps") / f"{grid_or_path}.yaml"

@@ -1,0 +1,54 @@
+"""The sweep's tidy table: one row per trial, built from the per-trial files alone."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+AXES = ["dataset", "split", "fold", "seed", "setting", "variant", "loss_weighting", "fps", "resolution",
+        "channels", "temporal_control", "lr", "batch_size", "epochs", "forget_bias"]
+COLUMNS = ["trial", *AXES, "status", "accuracy", "optimistic_accuracy", "final_epoch_accuracy",
+           "selected_epoch", "epochs_done", "seconds", "test_videos", "test_dataset", "synthetic", "error"]
+
+
+def trial_row(trial_dir: Path, setting: str = "") -> dict:
+    """What one trial directory says about itself: finished, failed, running or pending."""
+    trial_dir = Path(trial_dir)
+    row = {"trial": trial_dir.name, "setting": setting}
+    cfg_path = trial_dir / "config.json"
+    if cfg_path.exists():
+        cfg = json.loads(cfg_path.read_text())
+        row.update({k: cfg.get(k) for k in AXES if k != "setting"})
+    meta = trial_dir / "sweep_trial.json"
+    if meta.exists():
+        row["setting"] = json.loads(meta.read_text()).get("setting", setting)
+    metrics = trial_dir / "metrics.jsonl"
+    row["epochs_done"] = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    if (trial_dir / "result.json").exists():
+        r = json.loads((trial_dir / "result.json").read_text())
+        row.update(status="finished", accuracy=r["accuracy"], optimistic_accuracy=r["optimistic_accuracy"],
+                   final_epoch_accuracy=r["final_epoch_accuracy"], selected_epoch=r["selected_epoch"],
+                   seconds=r["wall_seconds"], test_videos=r["test_videos"], test_dataset=r["test_dataset"],
+                   synthetic=r["synthetic"])
+    elif (trial_dir / "failed.json").exists():
+        row.update(status="failed", error=json.loads((trial_dir / "failed.json").read_text()).get("error", ""))
+    else:
+        row["status"] = "running" if row["epochs_done"] else "pending"
+    return row
+
+
+def collect(sweep_dir: Path) -> pd.DataFrame:
+    """Rows for every trial directory under sweep_dir/trials."""
+    trials = sorted(p for p in (Path(sweep_dir) / "trials").glob("*") if p.is_dir())
+    return pd.DataFrame([trial_row(p) for p in trials], columns=COLUMNS)
+
+
+def write_table(sweep_dir: Path) -> pd.DataFrame:
+    """Rewrite results/<sweep>/trials.csv from the trial directories (atomic)."""
+    df = collect(sweep_dir)
+    tmp = Path(sweep_dir) / f".trials.csv.tmp-{os.getpid()}"
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, Path(sweep_dir) / "trials.csv")
+    return df

@@ -1,0 +1,194 @@
+"""Sweeps on Ray Tune: every shipped file, a real demo run, and the fault cases."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rsnet.sweep.spec import SweepError, load_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "sweeps" / "tiny.yaml"
+
+
+def sweep_cmd(*args, tmp):
+    return [sys.executable, "-m", "rsnet.sweep", *map(str, args), "--data-root", str(tmp / "data"),
+            "--results", str(tmp / "results"), "--cache", str(tmp / "cache")]
+
+
+def run(*args, tmp, timeout=600):
+    return subprocess.run(sweep_cmd(*args, tmp=tmp), capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+@pytest.mark.parametrize("name,count", [("benchmark", 360), ("ablations", 6 * 360), ("fps_resolution", 16 * 100),
+                                        ("cross_domain", 70), ("subgroups", 400), ("demo", 6)])
+def test_every_sweep_file_expands_to_the_expected_count(name, count):
+    trials = load_sweep(REPO / "sweeps" / f"{name}.yaml").trials("data")
+    assert len(trials) == count and len({t.name for t in trials}) == count     # unique trial names
+    assert len({t.config.hash() for t in trials}) == count
+
+
+def test_dry_run_lists_the_trials(tmp_path):
+    p = run("--grid", "benchmark", "--dry-run", tmp=tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[-1].startswith("sweep benchmark: 360 trials") and len(lines) == 361
+    assert not (tmp_path / "results").exists()
+
+
+def test_all_shipped_sweeps_are_tested():
+    shipped = {p.stem for p in (REPO / "sweeps").glob("*.yaml")}
+    assert shipped == {"benchmark", "ablations", "fps_resolution", "cross_domain", "subgroups", "demo"}
+
+
+@pytest.mark.parametrize("text,match", [
+    ("name: x\naxes: {dataset: [uvanemo]}\nfoo: 1\n", "unknown key foo"),
+    ("defaults: {epochz: 3}\n", "unknown key defaults.epochz"),
+    ("axes: {setting: {a: {variantt: full}}}\n", "unknown key axes.setting.a.variantt"),
+    ("axes: {variant: [full, vgg]}\n", "config field variant: 'vgg' is not valid; valid: full"),
+    ("axes: {fold: [11]}\n", "config field fold: 11"),
+    ("axes: {seed: []}\n", "axes.seed must be a non-empty list"),
+    ("resources: {cpu: 1, tpu: 1}\n", "unknown key resources.tpu"),
+])
+def test_bad_sweep_files_name_the_file_and_key(tmp_path, text, match):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(SweepError, match=match) as e:
+        load_sweep(f)
+    assert str(f) in str(e.value)
+
+
+def test_cli_reports_a_bad_file_before_running(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("defaults: {epochz: 3}\n")
+    p = run(f, tmp=tmp_path)
+    assert p.returncode == 2 and str(f) in p.stderr and "defaults.epochz" in p.stderr
+
+
+def test_missing_dataset_gets_a_clear_message(tmp_path):
+    f = tmp_path / "real.yaml"
+    f.write_text("axes: {dataset: [bbc], fold: [1]}\n")
+    p = run(f, tmp=tmp_path)
+    assert p.returncode == 2 and "dataset bbc not found at" in p.stderr and "RSNET_DATA" in p.stderr
+
+
+def test_demo_runs_for_real_in_reduced_form(tmp_path):
+    p = run("--grid", "demo", "--epochs", "2", "--synthetic-size", "tiny", "--num-cpus", "2", tmp=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    table = pd.read_csv(tmp_path / "results" / "demo" / "trials.csv")
+    assert len(table) == 6 and (table.status == "finished").all() and table.synthetic.all()
+    assert set(table.setting) == {"full", "no_tsa", "shuffled_frames"}
+    assert p.stdout.count("accuracy") >= 6 and "6/6 finished" in p.stdout
+    for d in (tmp_path / "results" / "demo" / "trials").iterdir():
+        assert list(d.glob("events.out.tfevents.*")) and (d / "result.json").exists()
+    # the rerun resumes: nothing is trained again
+    mtimes = {d: (d / "result.json").stat().st_mtime_ns for d in (tmp_path / "results" / "demo" / "trials").iterdir()}
+    p = run("--grid", "demo", "--epochs", "2", "--synthetic-size", "tiny", "--num-cpus", "2", tmp=tmp_path)
+    assert p.returncode == 0 and "6/6 finished" in p.stdout
+    assert mtimes == {d: (d / "result.json").stat().st_mtime_ns for d in mtimes}
+    assert (Path.home() / ".ray" / "auth_token").stat().st_mode & 0o077 == 0
+
+
+def test_a_trial_with_broken_data_fails_alone(tmp_path):
+    f = tmp_path / "broken.yaml"
+    # fold 1 of the tiny corpus has no young subject: that trial's test set is empty
+    f.write_text(TINY.read_text().replace("fold: [1, 2]", "fold: [1, 3]").replace(
+        "  setting:", "  split: [within:young]\n  setting:").replace("max_failures: 2", "max_failures: 0"))
+    p = run(f, "--epochs", "2", tmp=tmp_path)
+    assert p.returncode == 1
+    table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
+    failed = table[table.status == "failed"]
+    assert len(failed) == 2 and (failed.fold == 1).all()
+    assert failed.error.str.contains("no test videos").all()
+    assert (table[table.fold == 3].status == "finished").all()
+
+
+def _wait(cond, proc, timeout=240):
+    deadline = time.time() + timeout
+    while not cond():
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _lines(path):
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_killed_worker_is_retried_from_its_checkpoint(tmp_path):
+    f = tmp_path / "one.yaml"
+    f.write_text(TINY.read_text().replace("fold: [1, 2]", "fold: [2]").replace("epochs: 3", "epochs: 6")
+                 .replace("    no_tsa: {variant: no_tsa}\n", ""))
+    proc = subprocess.Popen(sweep_cmd(f, tmp=tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=REPO)
+    trials = tmp_path / "results" / "tiny" / "trials"
+    _wait(lambda: trials.exists() and any(_lines(d / "metrics.jsonl") >= 3 for d in trials.iterdir()), proc)
+    trial = next(trials.iterdir())
+    pid = json.loads((trial / "sweep_trial.json").read_text())["attempts"][-1]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    attempts = json.loads((trial / "sweep_trial.json").read_text())["attempts"]
+    assert len(attempts) == 2
+    # the same trial run straight through gives the same result
+    from rsnet.config import TrialConfig
+    from rsnet.trial import run_trial
+    cfg = TrialConfig.from_dict(json.loads((trial / "config.json").read_text()))
+    direct = run_trial(cfg, tmp_path / "direct")
+    assert json.loads((trial / "result.json").read_text())["accuracy"] == direct["accuracy"]
+    pd.testing.assert_frame_equal(pd.read_csv(trial / "predictions.csv"), pd.read_csv(tmp_path / "direct" / "predictions.csv"))
+
+
+def test_killed_driver_rerun_completes_only_the_missing_trials(tmp_path):
+    proc = subprocess.Popen(sweep_cmd(TINY, "--num-cpus", "1", tmp=tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=REPO, start_new_session=True)
+    trials = tmp_path / "results" / "tiny" / "trials"
+    _wait(lambda: trials.exists() and any((d / "result.json").exists() for d in trials.iterdir()), proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = {d.name: (d / "result.json").stat().st_mtime_ns for d in trials.iterdir() if (d / "result.json").exists()}
+    assert 1 <= len(done) < 4
+    p = run(TINY, "--num-cpus", "1", tmp=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert len(list(trials.iterdir())) == 4 and all((d / "result.json").exists() for d in trials.iterdir())
+    assert {n: (trials / n / "result.json").stat().st_mtime_ns for n in done} == done
+    table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
+    assert len(table) == 4 and table.trial.is_unique
+
+
+def test_trials_run_on_two_ray_nodes(tmp_path):
+    """A Ray head and a second Ray node on this machine (own ports, temp dir, token auth); the
+    nodes advertise 127.0.0.2 so that all traffic stays on the loopback range."""
+    import secrets
+    port = 26379 + os.getpid() % 1000
+    token = tmp_path / "token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    ray = str(Path(sys.executable).parent / "ray")
+    common = ["--block", "--num-cpus=1", "--node-ip-address=127.0.0.2"]
+    head = subprocess.Popen([ray, "start", "--head", f"--port={port}", "--include-dashboard=false",
+                             f"--temp-dir=/tmp/rsnet-t{os.getpid()}", *common], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        time.sleep(8)
+        worker = subprocess.Popen([ray, "start", f"--address=127.0.0.2:{port}", *common], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(8)
+        p = subprocess.run(sweep_cmd(TINY, "--address", f"127.0.0.2:{port}", tmp=tmp_path), capture_output=True,
+                           text=True, timeout=600, cwd=REPO, env=env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        nodes = {json.loads((d / "sweep_trial.json").read_text())["attempts"][-1]["node_id"]
+                 for d in (tmp_path / "results" / "tiny" / "trials").iterdir()}
+        assert len(nodes) == 2
+    finally:
+        for proc in (worker, head):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
