@@ -36,7 +36,14 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--epochs", type=int, default=None, help="override every trial's epochs (smoke tests)")
     ap.add_argument("--synthetic-size", choices=("tiny", "small", "full"), default=None,
                     help="synthetic sweeps only: corpus size instead of the file's (tiny for smoke tests)")
-    ap.add_argument("--slurm", action="store_true", help="submit this sweep as a Slurm job (see slurm/)")
+    cl = ap.add_argument_group("Slurm (with --slurm: submits slurm/launch_ray.sh through submitit)")
+    cl.add_argument("--slurm", action="store_true", help="submit this sweep as a Slurm job instead of running it")
+    cl.add_argument("--partition", default=None)
+    cl.add_argument("--nodes", type=int, default=1)
+    cl.add_argument("--gpus-per-node", type=int, default=0)
+    cl.add_argument("--cpus-per-task", type=int, default=8, help="CPUs per node for Ray")
+    cl.add_argument("--time", type=int, default=24 * 60, help="minutes")
+    cl.add_argument("--wait", action="store_true", help="wait for the job to end")
     return ap
 
 
@@ -94,7 +101,7 @@ def main(argv=None) -> int:
     if a.slurm:
         from ..slurm import submit_sweep
 
-        return submit_sweep(sweep, argv if argv is not None else sys.argv[1:])
+        return submit_sweep(sweep, a)
     sweep_dir = Path(a.results) / sweep.name
     (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
     shutil.copy2(sweep.path, sweep_dir / "sweep.yaml")

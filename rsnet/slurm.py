@@ -1,0 +1,61 @@
+"""`python -m rsnet.sweep FILE --slurm [...]`: submit slurm/launch_ray.sh through submitit.
+
+The same launcher as `sbatch slurm/launch_ray.sh FILE`: submitit only adds the cluster
+options (partition, nodes, GPUs, time, CPUs) and requeues the job if Slurm preempts it or its
+time runs out (the sweep then resumes). The sweep's own arguments are passed through.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import submitit
+
+LAUNCHER = Path(__file__).resolve().parents[1] / "slurm" / "launch_ray.sh"
+
+
+class LaunchRay(submitit.helpers.Checkpointable):
+    """Runs the launcher in the job; Checkpointable: on timeout or preemption submitit
+    resubmits it, and the sweep resumes where it stopped."""
+
+    def __init__(self, sweep_file: str, args: list[str]):
+        self.sweep_file, self.args = sweep_file, args
+
+    def __call__(self) -> int:
+        subprocess.run(["bash", str(LAUNCHER), self.sweep_file, *self.args], check=True)
+        return 0
+
+
+def submit_sweep(sweep, a) -> int:
+    """Submit the sweep file with the parsed sweep options `a` (see rsnet.sweep.__main__)."""
+    results = Path(a.results).resolve()
+    logs = results / sweep.name / "slurm-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {"RSNET_RESULTS": results, "RSNET_DATA": Path(a.data_root).resolve(),
+           "RSNET_CACHE": Path(a.cache or os.environ.get("RSNET_CACHE", "cache")).resolve()}
+    ex = submitit.AutoExecutor(folder=logs, cluster="slurm")
+    params = {"name": f"rsnet-{sweep.name}", "nodes": a.nodes, "tasks_per_node": 1, "cpus_per_task": a.cpus_per_task,
+              "timeout_min": a.time, "slurm_setup": [f"export {k}={v}" for k, v in env.items()]}
+    if a.gpus_per_node:
+        params["gpus_per_node"] = a.gpus_per_node
+    if a.partition:
+        params["slurm_partition"] = a.partition
+    ex.update_parameters(**params)
+    forwarded = []
+    for flag, value in (("--epochs", a.epochs), ("--max-trials", a.max_trials), ("--synthetic-size", a.synthetic_size),
+                        ("--num-cpus", a.num_cpus)):
+        if value is not None:
+            forwarded += [flag, str(value)]
+    job = ex.submit(LaunchRay(str(Path(sweep.path).resolve()), forwarded))
+    print(f"sweep {sweep.name}: submitted job {job.job_id} (slurm); results -> {results / sweep.name}; "
+          f"logs -> {logs}/{job.job_id}_0_log.out")
+    if not a.wait:
+        return 0
+    try:
+        job.result()
+    except Exception as e:  # the job's own error, as submitit reports it
+        print(f"sweep {sweep.name}: job {job.job_id} failed: {e}")
+        return 1
+    print(f"sweep {sweep.name}: job {job.job_id} finished; table -> {results / sweep.name / 'trials.csv'}")
+    return 0
