@@ -1,6 +1,6 @@
 """Ray Tune against running the same trials one after another.
 
-    python bench/sweep.py [--trials 8 --epochs 8 --out /tmp/rsnet-bench-sweep]
+    python bench/sweep.py [--trials 8 --epochs 30 --out /tmp/rsnet-bench-sweep]
 
 8 equal trials (tiny synthetic UvA-NEMO, full model, seeds 0..7, 1 CPU and 1 thread each):
 first serially in this process, then as a sweep on a local Ray with every core. Prints both
@@ -21,7 +21,7 @@ from pathlib import Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=8)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--out", default="/tmp/rsnet-bench-sweep")
     a = ap.parse_args()
     out = Path(a.out)

@@ -141,7 +141,8 @@ def run_on_ray(sweep: Sweep, trials: list[Trial], sweep_dir: Path, address: str 
                   "config": t.config.replace(threads=max(1, int(res["cpu"]))).to_dict()} for t in trials]
         tuner = tune.Tuner(
             fn, param_space={"trial": tune.grid_search(space)},
-            tune_config=tune.TuneConfig(trial_name_creator=lambda t: t.config["trial"]["name"],
+            tune_config=tune.TuneConfig(reuse_actors=True,    # a worker process serves trial after trial
+                                        trial_name_creator=lambda t: t.config["trial"]["name"],
                                         trial_dirname_creator=lambda t: t.config["trial"]["name"]),
             run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=callbacks,
                                       failure_config=tune.FailureConfig(max_failures=sweep.max_failures),

@@ -140,7 +140,7 @@ def write_video(path: Path, frames, fps: float, width: int, height: int, contain
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.thread_count = 1
         if codec == "libx264":
-            stream.options = {"crf": "18", "preset": "veryfast"}
+            stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}  # deterministic bytes
         else:
             stream.bit_rate = 4_000_000
         fmt = "gray" if gray else "rgb24"
