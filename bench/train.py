@@ -130,7 +130,6 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(16, 40, 3, 48, 48, generator=g)
     lengths = torch.randint(30, 41, (16,), generator=g)
-    y = torch.arange(16) % 2
     left = torch.zeros_like(x)
     for b, n in enumerate(lengths):
         left[b, 40 - n:] = x[b, :n]

@@ -16,7 +16,7 @@ from rsnet.data.adapters import spos_subject
 from rsnet.data.preprocess import detect_faces, read_sampled_frames, sample_indices, track_boxes
 from rsnet.protocols import uvanemo_table
 from rsnet.synth import ClipRenderer, ClipSpec
-from rsnet.synth.render import write_clip, write_video
+from rsnet.synth.render import write_video
 
 
 @pytest.mark.parametrize("dataset", ["uvanemo", "bbc", "mmi", "spos"])

@@ -1,5 +1,4 @@
 """A real single-node Slurm (slurm-wlm + munge): sbatch the launcher, requeue it, submitit."""
-import json
 import os
 import shutil
 import subprocess

@@ -6,10 +6,8 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from rsnet.checkpoint import read_checkpoint
 from rsnet.config import TrialConfig
