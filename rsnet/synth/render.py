@@ -69,13 +69,23 @@ class ClipRenderer:
         gain0, slope = rng.uniform(0.8, 1.15), rng.uniform(-0.05, 0.05)
         self.gain = gain0 + slope * t / max(t[-1], 1e-6)
         self.bias = rng.uniform(-15, 15)
-        sigma = rng.uniform(1.0, 4.0)
-        c = 1 if spec.gray else 3
-        self.noise = rng.normal(0, sigma, (NOISE_BANK, H, W, c)).astype(np.float32)
+        self.noise_sigma = rng.uniform(1.0, 4.0)
         self.noise_index = rng.integers(NOISE_BANK, size=self.n_frames)
+        self._noise = None     # drawn on first use: the truth alone (metadata, resume) needs none
+        c = 1 if spec.gray else 3
         low = subj.uniform(20, 200, (3, 4, c)).astype(np.float32)                  # background
         self.background = resize(low, (H, W, c), order=1).astype(np.float32)
         self.times = t
+
+    @property
+    def noise(self) -> np.ndarray:
+        """(NOISE_BANK, H, W, C) sensor-noise frames, from the clip's own noise seed."""
+        if self._noise is None:
+            spec = self.spec
+            rng = np.random.default_rng(stable_seed(spec.seed, "noise", spec.relpath))
+            shape = (NOISE_BANK, spec.height, spec.width, 1 if spec.gray else 3)
+            self._noise = rng.normal(0, self.noise_sigma, shape).astype(np.float32)
+        return self._noise
 
     def _top_left(self, i: int) -> np.ndarray:
         limit = np.array([self.spec.height, self.spec.width]) - self.side - 1
