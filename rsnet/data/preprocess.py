@@ -1,0 +1,187 @@
+"""Per-video preprocessing: sample frames by time, find the face, crop, resize.
+
+1. Sample by time at the target fps from the video's own frame rate (t_k = k / fps), so
+   datasets with mixed rates (MMI: 25 and 29 fps) sample alike; decode only those frames
+   (decord's `get_batch`), or read only those images of a sequence.
+2. Detect the face with dlib's frontal detector on a frame downscaled to at most `detect_width`
+   px by a power of 5/6, the step of dlib's own image pyramid, so the downscaled frame is one
+   of the levels the detector would scan at full resolution and the boxes agree with
+   full-resolution detection (an arbitrary factor such as 1/4 falls between levels and moves
+   the box size by ~10 %); keep the largest box; carry the last box over
+   frames where none is found (and the first found box back to the start); smooth the centre
+   over time; keep one crop size per clip (see `track_boxes`).
+3. Crop a square around the box with a margin, resize to `res`, colour or gray.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+PREP_VERSION = 2
+
+
+class PreprocessError(RuntimeError):
+    """A video that cannot be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class PrepConfig:
+    fps: float = 5.0
+    res: int = 48
+    channels: int = 3
+    margin: float = 0.25         # square side = (1 + margin) * detected box side
+    detect_width: int = 540      # frames are downscaled to at most this width for detection
+    smooth: int = 5              # running-median window over boxes (frames)
+    version: int = PREP_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sample_indices(n_frames: int, native_fps: float, fps: float) -> np.ndarray:
+    """Frame indices at times k / fps over the video's duration n_frames / native_fps."""
+    if n_frames <= 0:
+        return np.zeros(0, dtype=np.int64)
+    duration = n_frames / native_fps
+    times = np.arange(0.0, duration - 1e-9, 1.0 / fps)
+    return np.minimum(np.round(times * native_fps).astype(np.int64), n_frames - 1)
+
+
+def _numeric_key(p: Path):
+    m = re.search(r"(\d+)", p.stem)
+    return (int(m.group(1)) if m else -1, p.name)
+
+
+IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def read_sampled_frames(path: str, kind: str, nominal_fps: float, fps: float) -> tuple[np.ndarray, float, int]:
+    """Decode only the sampled frames: (T, H, W, 3) uint8, the native fps, the video's frame count."""
+    if kind == "images":
+        files = sorted((p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_numeric_key)
+        if not files:
+            raise PreprocessError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in the sequence folder")
+        idx = sample_indices(len(files), nominal_fps, fps)
+        try:
+            frames = np.stack([np.asarray(Image.open(files[i]).convert("RGB")) for i in idx])
+        except (OSError, ValueError) as e:
+            raise PreprocessError(f"{path}: unreadable image ({e})") from e
+        return frames, nominal_fps, len(files)
+    import decord
+
+    if not Path(path).is_file():
+        raise PreprocessError(f"{path}: no such file")
+    if Path(path).stat().st_size == 0:
+        raise PreprocessError(f"{path}: the file is empty (0 bytes)")
+    try:
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        n, native = len(vr), float(vr.get_avg_fps())
+        if n == 0:
+            raise PreprocessError(f"{path}: the video has no frames")
+        if not native > 0:
+            raise PreprocessError(f"{path}: the container states no frame rate")
+        idx = sample_indices(n, native, fps)
+        return vr.get_batch(list(idx)).asnumpy(), native, n
+    except (decord.DECORDError, RuntimeError) as e:  # decord raises both for corrupt input
+        raise PreprocessError(f"{path}: cannot decode ({str(e).splitlines()[0][:200]})") from e
+
+
+_detector = None
+
+
+def _get_detector(*_):
+    global _detector
+    if _detector is None:
+        import dlib
+
+        _detector = dlib.get_frontal_face_detector()
+    return _detector
+
+
+def pyramid_scale(width: int, detect_width: float) -> float:
+    """The largest (5/6)^k (dlib's pyramid step) that brings `width` down to <= detect_width."""
+    if width <= detect_width:
+        return 1.0
+    return (5 / 6) ** math.ceil(math.log(detect_width / width) / math.log(5 / 6) - 1e-9)
+
+
+def detect_faces(frames: np.ndarray, detect_width: int, upsample: int = 0) -> list[tuple | None]:
+    """Largest face box (left, top, right, bottom) in full-frame pixels per frame, or None."""
+    det = _get_detector()
+    H, W = frames.shape[1:3]
+    scale = pyramid_scale(W, detect_width)
+    size = (max(1, round(W * scale)), max(1, round(H * scale)))
+    out = []
+    for f in frames:
+        gray = Image.fromarray(f).convert("L")
+        small = np.asarray(gray.resize(size, Image.BILINEAR, reducing_gap=2.0) if scale < 1 else gray)
+        rects = det(small, upsample)
+        if len(rects) == 0:
+            out.append(None)
+            continue
+        r = max(rects, key=lambda r: r.width() * r.height())
+        out.append(tuple(v / scale for v in (r.left(), r.top(), r.right(), r.bottom())))
+    return out
+
+
+def track_boxes(boxes: list[tuple | None], window: int) -> np.ndarray:
+    """Fill gaps (carry the last box forward, the first one back), then (T, 3) rows of
+    (cx, cy, side): the centre median-smoothed over `window` frames, then averaged over 3;
+    the side one value per clip, the median of the detections. dlib's box sizes come in steps
+    of its image pyramid (5/6), so per-frame sizes jump by ~20 % as a face changes expression;
+    a face keeps its size within a clip, and a jumping crop would drown the facial motion."""
+    first = next(b for b in boxes if b is not None)
+    filled, last = [], first
+    for b in boxes:
+        last = b if b is not None else last
+        filled.append(last)
+    a = np.array(filled, dtype=np.float64)
+    centre = np.stack([(a[:, 0] + a[:, 2]) / 2, (a[:, 1] + a[:, 3]) / 2], axis=1)
+    found = np.array([b for b in boxes if b is not None], dtype=np.float64)
+    side = np.median(np.maximum(found[:, 2] - found[:, 0], found[:, 3] - found[:, 1]))
+    if window > 1 and len(centre) > 2:
+        centre = _running(centre, window, np.median)
+        centre = _running(centre, 3, np.mean)
+    return np.concatenate([centre, np.full((len(centre), 1), side)], axis=1)
+
+
+def _running(x: np.ndarray, window: int, fn) -> np.ndarray:
+    h = window // 2
+    padded = np.concatenate([x[:1].repeat(h, 0), x, x[-1:].repeat(h, 0)])
+    return np.stack([fn(padded[i:i + window], axis=0) for i in range(len(x))])
+
+
+def crop_square(frame: np.ndarray, cx: float, cy: float, side: float, res: int, gray: bool) -> np.ndarray:
+    """Square crop centred at (cx, cy) resized to res x res; outside the frame is black."""
+    img = Image.fromarray(frame).convert("L" if gray else "RGB")
+    half = side / 2
+    box = tuple(int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half))
+    out = img.crop(box).resize((res, res), Image.BILINEAR, reducing_gap=2.0)
+    arr = np.asarray(out)
+    return arr[None] if gray else arr.transpose(2, 0, 1)  # (C, res, res)
+
+
+def preprocess_video(path: str, kind: str, nominal_fps: float, cfg: PrepConfig) -> tuple[np.ndarray, dict]:
+    """One video -> uint8 (T, C, res, res) face crops and a summary dict; PreprocessError if unusable."""
+    frames, native, n = read_sampled_frames(path, kind, nominal_fps, cfg.fps)
+    if len(frames) == 0:
+        raise PreprocessError(f"{path}: too short to sample at {cfg.fps} fps")
+    boxes = detect_faces(frames, cfg.detect_width)
+    upsampled = False
+    if all(b is None for b in boxes):          # small faces: one retry at twice the size
+        boxes, upsampled = detect_faces(frames, cfg.detect_width, upsample=1), True
+    found = sum(b is not None for b in boxes)
+    if found == 0:
+        raise PreprocessError(f"{path}: no face found in any of {len(frames)} sampled frames")
+    track = track_boxes(boxes, cfg.smooth)
+    gray = cfg.channels == 1
+    crops = np.stack([crop_square(f, cx, cy, side * (1 + cfg.margin), cfg.res, gray)
+                      for f, (cx, cy, side) in zip(frames, track)])
+    return crops, {"native_fps": native, "native_frames": n, "frames": len(crops),
+                   "face_found": found, "upsampled": upsampled,
+                   "box_side": float(np.median(track[:, 2]))}

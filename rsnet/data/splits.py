@@ -1,0 +1,126 @@
+"""Evaluation protocols: subject-disjoint folds per dataset and the paper's other splits.
+
+Split names (a trial's `split` setting):
+    kfold            the dataset's own protocol: UvA-NEMO's standard 10 folds (shipped),
+                     BBC 10 stratified folds, MMI 9 subject-disjoint folds, SPOS 7 leave-one-
+                     subject-out folds; fold k is the test set, the others train.
+    cross:<target>   train on every video of the trial's dataset (UvA-NEMO), test on every
+                     video of <target> (bbc, mmi or spos); one fold.
+    <a>-><b>         train on group a, test on group b of UvA-NEMO: adult->young,
+                     young->adult, female->male, male->female; one fold.
+    within:<group>   UvA-NEMO's 10 folds restricted to one group (male, female, adult, young).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..protocols import uvanemo_table
+from .adapters import SPOS_SUBJECTS, DatasetError
+
+N_FOLDS = {"uvanemo": 10, "bbc": 10, "mmi": 9, "spos": 7}
+GROUPS = {"male": ("gender", "male"), "female": ("gender", "female"),
+          "adult": ("age_group", "adult"), "young": ("age_group", "young")}
+TRANSFERS = ("adult->young", "young->adult", "female->male", "male->female")
+CROSS_TARGETS = ("bbc", "mmi", "spos")
+SPLITS = ("kfold", *(f"cross:{t}" for t in CROSS_TARGETS), *TRANSFERS, *(f"within:{g}" for g in GROUPS))
+
+
+def assign_folds(dataset: str, videos: pd.DataFrame) -> pd.Series:
+    """Test fold (1..K) of every video under the dataset's own protocol."""
+    if dataset == "uvanemo":
+        fold = videos.id.map(uvanemo_table().set_index("video").fold)
+        if fold.isna().any():
+            raise DatasetError(f"uvanemo: {videos.id[fold.isna()].iloc[0]} has no fold in the shipped protocol")
+        return fold.astype(int)
+    if dataset == "bbc":  # one genuine and one posed video per fold, in name order
+        rank = videos.groupby("label").id.rank(method="first").astype(int)
+        if (videos.label.value_counts() > N_FOLDS["bbc"]).any():
+            rank = (rank - 1) % N_FOLDS["bbc"] + 1
+        return rank
+    if dataset == "spos":  # leave one subject out, in the dataset's subject order
+        return videos.subject.map({s: i + 1 for i, s in enumerate(SPOS_SUBJECTS)}).astype(int)
+    if dataset == "mmi":
+        return videos.subject.map(_balanced_subject_folds(videos, N_FOLDS["mmi"])).astype(int)
+    raise DatasetError(f"unknown dataset {dataset!r}; valid: {', '.join(N_FOLDS)}")
+
+
+def _balanced_subject_folds(videos: pd.DataFrame, k: int) -> dict[str, int]:
+    """Whole subjects to k folds, greedily balancing spontaneous then total counts;
+    deterministic (subjects with most spontaneous, then most videos, then id, go first)."""
+    per = videos.groupby("subject").label.agg(spont="sum", total="count").reset_index()
+    per = per.sort_values(["spont", "total", "subject"], ascending=[False, False, True])
+    load = np.zeros((k, 2))
+    out = {}
+    for r in per.itertuples():
+        f = int(np.lexsort((np.arange(k), load[:, 1], load[:, 0]))[0]) if r.spont else \
+            int(np.lexsort((np.arange(k), load[:, 0], load[:, 1]))[0])
+        load[f] += (r.spont, r.total)
+        out[r.subject] = f + 1
+    return out
+
+
+@dataclass
+class Split:
+    train: pd.DataFrame
+    test: pd.DataFrame
+    test_dataset: str
+
+
+def folds_for(split: str, dataset: str) -> list[int]:
+    """The folds `all` expands to for this split and dataset."""
+    check_split(split, dataset)
+    if split == "kfold":
+        return list(range(1, N_FOLDS[dataset] + 1))
+    if split.startswith("within:"):
+        return list(range(1, N_FOLDS["uvanemo"] + 1))
+    return [1]
+
+
+def check_split(split: str, dataset: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    if split != "kfold" and dataset != "uvanemo":
+        raise ValueError(f"split {split!r} trains on UvA-NEMO (it has the attributes and the size); "
+                         f"got dataset {dataset!r}")
+
+
+def make_split(split: str, fold: int, dataset: str, videos: pd.DataFrame,
+               target_videos: pd.DataFrame | None = None) -> Split:
+    """Train and test tables for one fold of a split. `videos` are the trial dataset's (with a
+    `fold` column from assign_folds); `target_videos` the target dataset's for cross:<t>."""
+    valid = folds_for(split, dataset)
+    if fold not in valid:
+        raise ValueError(f"fold {fold} is not a fold of split {split!r} on {dataset}; valid: {valid}")
+    split_ = _make_split(split, fold, dataset, videos, target_videos)
+    for part in ("train", "test"):
+        if len(getattr(split_, part)) == 0:
+            raise ValueError(f"split {split!r} fold {fold} on {dataset} has no {part} videos in this corpus")
+    return split_
+
+
+def _make_split(split, fold, dataset, videos, target_videos) -> Split:
+    if split == "kfold":
+        return Split(videos[videos.fold != fold], videos[videos.fold == fold], dataset)
+    if split.startswith("cross:"):
+        if target_videos is None:
+            raise ValueError(f"split {split!r} needs the target dataset's videos")
+        return Split(videos, target_videos, split.split(":", 1)[1])
+    if split.startswith("within:"):
+        col, value = GROUPS[split.split(":", 1)[1]]
+        group = videos[videos[col] == value]
+        return Split(group[group.fold != fold], group[group.fold == fold], dataset)
+    a, b = split.split("->")
+    (ca, va), (cb, vb) = GROUPS[a], GROUPS[b]
+    return Split(videos[videos[ca] == va], videos[videos[cb] == vb], dataset)
+
+
+def validation_subjects(train: pd.DataFrame, fraction: float, seed: int) -> set[str]:
+    """A subject-disjoint validation set drawn from the training subjects (for model selection
+    that never looks at the test fold)."""
+    subjects = np.array(sorted(train.subject.unique()))
+    n = max(1, int(round(len(subjects) * fraction)))
+    rng = np.random.default_rng(seed)
+    return set(rng.choice(subjects, n, replace=False).tolist())
