@@ -150,10 +150,13 @@ def write_video(path: Path, frames, fps: float, width: int, height: int, contain
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.thread_count = 1
         if codec == "libx264":
-            stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}  # deterministic bytes
+            stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}
         else:
             stream.bit_rate = 4_000_000
         fmt = "gray" if gray else "rgb24"
-        for f in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format=fmt)))
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format=fmt)
+            frame.pts = i
+            out.mux(stream.encode(frame))
         out.mux(stream.encode())
+
