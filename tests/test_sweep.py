@@ -78,7 +78,11 @@ def test_missing_dataset_gets_a_clear_message(tmp_path):
 
 
 def test_demo_runs_for_real_in_reduced_form(tmp_path):
-    p = run("--grid", "demo", "--epochs", "2", "--synthetic-size", "tiny", "--num-cpus", "2", tmp=tmp_path)
+    # relative paths, as the README's commands use them (Ray runs trials in other directories)
+    demo = [sys.executable, "-m", "rsnet.sweep", "--grid", "demo", "--epochs", "2", "--synthetic-size", "tiny",
+            "--num-cpus", "2", "--data-root", "data", "--results", "results", "--cache", "cache"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    p = subprocess.run(demo, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     table = pd.read_csv(tmp_path / "results" / "demo" / "trials.csv")
     assert len(table) == 6 and (table.status == "finished").all() and table.synthetic.all()
@@ -88,7 +92,7 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path):
         assert list(d.glob("events.out.tfevents.*")) and (d / "result.json").exists()
     # the rerun resumes: nothing is trained again
     mtimes = {d: (d / "result.json").stat().st_mtime_ns for d in (tmp_path / "results" / "demo" / "trials").iterdir()}
-    p = run("--grid", "demo", "--epochs", "2", "--synthetic-size", "tiny", "--num-cpus", "2", tmp=tmp_path)
+    p = subprocess.run(demo, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert p.returncode == 0 and "6/6 finished" in p.stdout
     assert mtimes == {d: (d / "result.json").stat().st_mtime_ns for d in mtimes}
     assert (Path.home() / ".ray" / "auth_token").stat().st_mode & 0o077 == 0

@@ -80,6 +80,12 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     if not (a.file or a.grid):
         parser().error("give a sweep file or --grid NAME")
+    # Ray runs trials in other working directories: every path a trial sees is absolute
+    from ..data.cache import default_cache_root
+
+    a.data_root = str(Path(a.data_root).resolve())
+    a.results = str(Path(a.results).resolve())
+    a.cache = str(Path(a.cache).resolve() if a.cache else default_cache_root().resolve())
     try:
         sweep = load_sweep(resolve_sweep_path(a.grid or a.file))
         if a.synthetic_size and sweep.synthetic is not None:
@@ -90,9 +96,8 @@ def main(argv=None) -> int:
         return 2
     if a.max_trials:
         trials = trials[: a.max_trials]
-    if a.epochs or a.cache:
-        for t in trials:
-            t.config = t.config.replace(epochs=a.epochs or t.config.epochs, cache=a.cache or t.config.cache)
+    for t in trials:
+        t.config = t.config.replace(epochs=a.epochs or t.config.epochs, cache=a.cache)
     if a.dry_run:
         for t in trials:
             print(t.name)
