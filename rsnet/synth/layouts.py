@@ -8,13 +8,12 @@ from typing import Callable
 
 import pandas as pd
 
+from ..data.adapters import MMI_SELECTION, SPOS_SUBJECTS
+from ..data.adapters import UVANEMO_DETAILS as DETAILS_NAME
 from ..protocols import uvanemo_table
 from .render import ClipSpec
 
 SIZES = ("tiny", "small", "full")
-SPOS_SUBJECTS = ("tomas", "nelly", "riku", "yi", "ying", "rui", "xiaopeng")
-DETAILS_NAME = "UvA-NEMO_Smile_Database_File_Details.txt"
-MMI_SELECTION = "mmi_selection.csv"
 
 
 @dataclass
