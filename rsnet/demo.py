@@ -3,12 +3,15 @@
 1. builds the full RealSmileNet and runs one training step on a random batch (a smoke check);
 2. runs the `demo` sweep (sweeps/demo.yaml) on a local Ray: it generates a small synthetic
    UvA-NEMO look-alike, prepares its cache, and trains/evaluates the full model, no TSA and a
-   time-shuffled control on two folds; results land in results/demo/.
+   time-shuffled control on two folds; results land in results/demo/;
+3. writes the report (rsnet.report) into results/demo/report/ and prints where it is.
 Synthetic data: the numbers it prints are not the paper's."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from pathlib import Path
 
 import torch
 
@@ -47,8 +50,15 @@ def main(argv=None) -> int:
     from .sweep.__main__ import main as sweep_main
 
     status = sweep_main(["--grid", "demo", *sweep_args])
-    print("rsnet demo: per-trial files in results/demo/trials/, one row per trial in results/demo/trials.csv;\n"
-          "  curves: tensorboard --logdir results/demo/trials")
+    results = argparse.ArgumentParser(add_help=False)
+    results.add_argument("--results", default=os.environ.get("RSNET_RESULTS", "results"))
+    root = Path(results.parse_known_args(sweep_args)[0].results)
+    print(f"rsnet demo: per-trial files in {root}/demo/trials/, one row per trial in {root}/demo/trials.csv;\n"
+          f"  curves: tensorboard --logdir {root}/demo/trials")
+    from .report import build_report
+
+    r = build_report(root / "demo")
+    print(f"rsnet demo: report (SYNTHETIC data, not the paper's numbers) in {r['out']}/ -> open {r['out']}/index.md")
     return status
 
 

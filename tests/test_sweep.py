@@ -90,6 +90,24 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path):
     assert p.stdout.count("accuracy") >= 6 and "6/6 finished" in p.stdout
     for d in (tmp_path / "results" / "demo" / "trials").iterdir():
         assert list(d.glob("events.out.tfevents.*")) and (d / "result.json").exists()
+    # the report over this real run: every table and figure is written, marked synthetic
+    rep = subprocess.run([sys.executable, "-m", "rsnet.report", "results"], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path, env=env)
+    assert rep.returncode == 0, rep.stderr
+    out = tmp_path / "results" / "report"
+    assert "6 finished, 0 failed of 6 trials (SYNTHETIC" in rep.stdout and "results/report/index.md" in rep.stdout
+    cells = pd.read_csv(out / "cells.csv").set_index("setting")
+    assert set(cells.index) == {"full", "no_tsa", "shuffled_frames"}
+    assert (cells.flag == "(partial: 2/10 trials)").all()          # 2 of UvA-NEMO's 10 folds, one seed
+    expected = table.groupby("setting").apply(lambda g: (g.accuracy * g.test_videos).sum() / g.test_videos.sum())
+    assert cells["mean"].to_dict() == pytest.approx(expected.to_dict())     # pooled over the two folds
+    for name in ("table2", "table3", "table3_paired", "mispredictions", "honest_vs_optimistic", "failed_trials"):
+        assert all((out / f"{name}.{ext}").stat().st_size > 0 for ext in ("md", "csv", "tex")), name
+    assert len(pd.read_csv(out / "failed_trials.csv")) == 0
+    assert (out / "fig7_demo.png").exists() and (out / "curves_demo.png").exists()
+    mis = pd.read_csv(out / "mispredictions.csv")
+    assert mis.videos.sum() == table[table.setting == "full"].test_videos.sum()
+    assert (out / "index.md").read_text().startswith("# SYNTHETIC DATA")
     # the rerun resumes: nothing is trained again
     mtimes = {d: (d / "result.json").stat().st_mtime_ns for d in (tmp_path / "results" / "demo" / "trials").iterdir()}
     p = subprocess.run(demo, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)

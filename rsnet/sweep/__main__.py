@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..checkpoint import write_json_atomic
 from .spec import SweepError, load_sweep, resolve_sweep_path
 
 
@@ -76,6 +77,13 @@ def prepare_data(sweep, trials, data_root: Path, cache: str | None) -> None:
         print(f"sweep: cache {store.path.name}: {store.meta['videos']} videos, {store.meta['failed']} skipped")
 
 
+def write_plan(sweep_dir: Path, planned) -> None:
+    """plan.json: every trial this sweep defines with this run's overrides (--epochs), including
+    those --max-trials leaves for later, so that the report knows what a complete sweep holds."""
+    write_json_atomic(sweep_dir / "plan.json", {"trials": [
+        {"name": t.name, "setting": t.setting, "config": t.config.to_dict()} for t in planned]})
+
+
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
     if not (a.file or a.grid):
@@ -94,10 +102,11 @@ def main(argv=None) -> int:
     except (SweepError, ValueError) as e:
         print(f"sweep: error: {e}", file=sys.stderr)
         return 2
-    if a.max_trials:
-        trials = trials[: a.max_trials]
     for t in trials:
         t.config = t.config.replace(epochs=a.epochs or t.config.epochs, cache=a.cache)
+    planned = trials
+    if a.max_trials:
+        trials = trials[: a.max_trials]
     if a.dry_run:
         for t in trials:
             print(t.name)
@@ -110,6 +119,7 @@ def main(argv=None) -> int:
     sweep_dir = Path(a.results) / sweep.name
     (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
     shutil.copy2(sweep.path, sweep_dir / "sweep.yaml")
+    write_plan(sweep_dir, planned)
     t0 = time.time()
     try:
         prepare_data(sweep, trials, Path(a.data_root), a.cache)

@@ -1,0 +1,114 @@
+"""The report's figures as PNG (matplotlib, no display): Fig. 6 heatmaps of accuracy over
+fps x resolution, Fig. 7 subgroup accuracy and misprediction shares, learning curves per
+variant from metrics.jsonl. Every title says when the data are synthetic."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+SYNTH = "SYNTHETIC DATA: "
+
+
+def _title(text: str, synthetic: bool) -> str:
+    return (SYNTH if synthetic else "") + text
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def fps_resolution_heatmaps(cells: pd.DataFrame, out: Path) -> list[Path]:
+    """Fig. 6: one heatmap per (sweep, dataset) whose full-model cells vary fps and resolution."""
+    paths = []
+    c = cells[(cells.variant == "full") & (cells.split == "kfold") & (cells.temporal_control == "none")]
+    for (sweep, dataset), g in c.groupby(["sweep", "dataset"], sort=True):
+        if g.fps.nunique() * g.resolution.nunique() < 2:
+            continue
+        grid = g.pivot_table(index="fps", columns="resolution", values="mean", aggfunc="first")
+        fig, ax = plt.subplots(figsize=(1.4 * grid.shape[1] + 2, 1.0 * grid.shape[0] + 1.6))
+        im = ax.imshow(100 * grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+        ax.set_xticks(range(grid.shape[1]), [f"{r}" for r in grid.columns])
+        ax.set_yticks(range(grid.shape[0]), [f"{f:g}" for f in grid.index])
+        ax.set_xlabel("face resolution (px)")
+        ax.set_ylabel("frame rate (fps)")
+        values = grid.to_numpy(dtype=float)
+        middle = np.nanmean(values)
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, "—" if np.isnan(v) else f"{100 * v:.1f}", ha="center", va="center",
+                    color="k" if v > middle else "w")
+        fig.colorbar(im, ax=ax, label="accuracy (%)")
+        partial = " (some cells incomplete: see fps_resolution.md)" if (g.flag != "").any() else ""
+        ax.set_title(_title(f"Fig. 6 ({sweep}, {dataset}){partial}", bool(g.synthetic.any())), fontsize=9)
+        paths.append(_save(fig, out / f"fig6_{sweep}_{dataset}.png"))
+    return paths
+
+
+def subgroup_figures(subgroups: pd.DataFrame, mispredictions: pd.DataFrame, out: Path,
+                     synthetic: bool) -> list[Path]:
+    """Fig. 7: accuracy within each group (left) and where the mispredictions fall (right)."""
+    paths = []
+    for sweep in sorted(set(subgroups.sweep) | set(mispredictions.sweep)):
+        s, m = subgroups[subgroups.sweep == sweep], mispredictions[mispredictions.sweep == sweep]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        if len(s):
+            x = np.arange(len(s))
+            axes[0].bar(x, 100 * s["mean"].astype(float), yerr=100 * s["std"].astype(float).fillna(0), capsize=3)
+            axes[0].set_xticks(x, [f"{g}\n{st}" if s.setting.nunique() > 1 else g for g, st in zip(s.group, s.setting)])
+            axes[0].set_ylabel("accuracy (%)")
+            axes[0].set_ylim(0, 100)
+        axes[0].set_title("trained and tested within one group", fontsize=9)
+        if not len(s):
+            axes[0].axis("off")
+            axes[0].text(0.5, 0.5, "no within-group trials in these results", ha="center", va="center")
+        if len(m):
+            m = m[m.setting == m.setting.iloc[0]]
+            labels = [f"{g}, {a}" for g, a in zip(m.gender, m.age_group)]
+            x = np.arange(len(m))
+            axes[1].bar(x - 0.2, m.share_of_videos, 0.4, label="share of test videos")
+            axes[1].bar(x + 0.2, m.share_of_mispredictions.fillna(0), 0.4, label="share of mispredictions")
+            axes[1].set_xticks(x, labels, rotation=20)
+            axes[1].set_ylabel("%")
+            axes[1].legend(fontsize=8)
+            axes[1].set_title("full model, UvA-NEMO 10 folds: where mispredictions fall", fontsize=9)
+        else:
+            axes[1].axis("off")
+            axes[1].text(0.5, 0.5, "no UvA-NEMO full-model predictions in these results", ha="center", va="center")
+        fig.suptitle(_title(f"Fig. 7 ({sweep})", synthetic), fontsize=10)
+        paths.append(_save(fig, out / f"fig7_{sweep}.png"))
+    return paths
+
+
+def learning_curves(trials: pd.DataFrame, curves: pd.DataFrame, out: Path) -> list[Path]:
+    """Per sweep: mean test accuracy and train loss per epoch for each (dataset, setting)."""
+    paths = []
+    if curves.empty:
+        return paths
+    c = curves.merge(trials[["trial", "sweep", "dataset", "split", "setting", "synthetic"]], on="trial")
+    for sweep, g in c.groupby("sweep", sort=True):
+        datasets = sorted(g.dataset.unique())
+        fig, axes = plt.subplots(2, len(datasets), figsize=(4.2 * len(datasets), 6), squeeze=False)
+        for j, dataset in enumerate(datasets):
+            d = g[g.dataset == dataset]
+            for setting, h in d.groupby("setting", sort=True):
+                mean = h.groupby("epoch")[["test_acc", "train_loss"]].mean()
+                n = h.trial.nunique()
+                axes[0, j].plot(mean.index, 100 * mean.test_acc, label=f"{setting} ({n})")
+                axes[1, j].plot(mean.index, mean.train_loss, label=f"{setting} ({n})")
+            axes[0, j].set_title(dataset, fontsize=9)
+            axes[0, j].set_ylabel("test accuracy (%)")
+            axes[1, j].set_ylabel("train loss")
+            axes[1, j].set_xlabel("epoch")
+            axes[0, j].legend(fontsize=7, title="setting (trials)", title_fontsize=7)
+        synthetic = bool(g.synthetic.fillna(False).astype(bool).any())
+        fig.suptitle(_title(f"Learning curves ({sweep}), mean over trials", synthetic), fontsize=10)
+        paths.append(_save(fig, out / f"curves_{sweep}.png"))
+    return paths

@@ -1,0 +1,106 @@
+"""Read sweep results for the report from the per-trial files alone (config.json, result.json,
+failed.json, predictions.csv, metrics.jsonl), whichever backend wrote them: local, Ray or Slurm.
+
+A sweep directory is one that holds `trials/`. When it also holds the `plan.json` (or the
+`sweep.yaml`) that the sweep runner writes there, trials the sweep defines but that never
+started are listed too (status `not started`), so that a cell knows how many folds and seeds
+it should have.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..sweep.spec import SweepError, load_sweep
+from ..sweep.table import AXES, COLUMNS, collect
+
+
+@dataclass
+class SweepResults:
+    name: str
+    path: Path
+    description: str
+    trials: pd.DataFrame        # one row per trial (rsnet.sweep.table.COLUMNS + sweep)
+    predictions: pd.DataFrame   # finished trials' test predictions: trial, video, subject, label, score, predicted
+    curves: pd.DataFrame        # metrics.jsonl rows of every trial: trial, epoch, train_loss, ..., test_acc
+
+
+def find_sweeps(path) -> list[Path]:
+    """`path` itself if it is a sweep directory, else every sweep directory directly below it."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such results directory")
+    if (path / "trials").is_dir():
+        return [path]
+    return sorted(p.parent for p in path.glob("*/trials") if p.is_dir())
+
+
+def _planned(sweep_dir: Path) -> tuple[list[tuple[str, str, dict]], str]:
+    """(name, setting, config) of every trial the sweep defines, and its description: from
+    plan.json (the runner's list, with its --epochs override) or else from sweep.yaml."""
+    description, planned = "", []
+    spec_path = sweep_dir / "sweep.yaml"
+    if spec_path.exists():
+        try:
+            sweep = load_sweep(spec_path)
+            description = sweep.description.strip()
+            planned = [(t.name, t.setting, t.config.to_dict()) for t in sweep.trials("/")]
+        except SweepError as e:      # an edited copy: report what the trial directories hold
+            print(f"report: {e}; using the trial directories only")
+    if (sweep_dir / "plan.json").exists():
+        planned = [(t["name"], t["setting"], t["config"])
+                   for t in json.loads((sweep_dir / "plan.json").read_text())["trials"]]
+    return planned, description
+
+
+def _expected(sweep_dir: Path) -> tuple[pd.DataFrame, str]:
+    """Rows (status 'not started') for the trials the sweep defines, and its description."""
+    planned, description = _planned(sweep_dir)
+    rows = [{"trial": name, **{k: cfg.get(k) for k in AXES}, "setting": setting, "status": "not started",
+             "epochs_done": 0} for name, setting, cfg in planned]
+    return pd.DataFrame(rows, columns=COLUMNS), description
+
+
+def _read_csvs(trial_dirs: list[Path], name: str) -> pd.DataFrame:
+    frames = []
+    for d in trial_dirs:
+        f = d / name
+        if f.exists():
+            df = pd.read_csv(f, dtype={"video": str, "subject": str})
+            frames.append(df.assign(trial=d.name))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["video", "subject", "label", "score", "predicted", "trial"])
+
+
+def _read_curves(trial_dirs: list[Path]) -> pd.DataFrame:
+    rows = []
+    for d in trial_dirs:
+        f = d / "metrics.jsonl"
+        if f.exists():
+            rows += [{**json.loads(line), "trial": d.name} for line in f.read_text().splitlines() if line.strip()]
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["trial", "epoch", "train_loss", "test_acc"])
+
+
+def load_results(sweep_dir) -> SweepResults:
+    sweep_dir = Path(sweep_dir)
+    observed = collect(sweep_dir)
+    expected, description = _expected(sweep_dir)
+    missing = expected[~expected.trial.isin(observed.trial)]
+    trials = pd.concat([observed, missing], ignore_index=True) if len(missing) else observed
+    trials = trials.assign(sweep=sweep_dir.name)
+    trials["setting"] = trials.setting.fillna("").astype(str)
+    trials.loc[trials.setting == "", "setting"] = trials.variant     # no setting axis: name cells by variant
+    finished = [sweep_dir / "trials" / t for t in trials.trial[trials.status == "finished"]]
+    every = [sweep_dir / "trials" / t for t in trials.trial[trials.status != "not started"]]
+    return SweepResults(sweep_dir.name, sweep_dir, description, trials,
+                        _read_csvs(finished, "predictions.csv"), _read_curves(every))
+
+
+def load_all(path) -> list[SweepResults]:
+    sweeps = find_sweeps(path)
+    if not sweeps:
+        raise FileNotFoundError(f"{path}: no sweep results (no <sweep>/trials/ directories)")
+    return [load_results(s) for s in sweeps]

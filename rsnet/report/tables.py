@@ -1,0 +1,187 @@
+"""The report's tables as DataFrames: Table 2, Table 3 (+ paired comparison), the fps x
+resolution grid (Fig. 6), cross-domain, subgroups and mispredictions (Fig. 7), honest versus
+optimistic accuracy, and failed trials. Values are percentages formatted by `aggregate.fmt`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import pandas as pd
+
+from ..config import TrialConfig
+from ..data.adapters import age_group
+from ..data.splits import N_FOLDS
+from ..protocols import uvanemo_table
+from .aggregate import fmt
+
+DATASETS = list(N_FOLDS)
+DEFAULTS = TrialConfig()
+HYPER = {"lr": "lr", "batch_size": "batch", "epochs": "epochs", "forget_bias": "forget bias"}
+
+
+@dataclass
+class Table:
+    name: str          # file stem
+    title: str
+    df: pd.DataFrame
+    note: str = ""
+    synthetic: bool = False
+
+    @property
+    def full_title(self) -> str:
+        return ("SYNTHETIC DATA (not the paper's numbers): " if self.synthetic else "") + self.title
+
+
+def published() -> pd.DataFrame:
+    """The paper's published rows (rsnet/report/published.csv); blank = not transcribed yet."""
+    with resources.files(__package__).joinpath("published.csv").open() as f:
+        return pd.read_csv(f, comment="#", dtype=str).fillna("")
+
+
+def _label(row) -> str:
+    extra = [f"{name} {row[k]:g}" if isinstance(row[k], float) else f"{name} {row[k]}"
+             for k, name in HYPER.items() if str(row[k]) not in (str(getattr(DEFAULTS, k)), "default", "None")]
+    return f"ours: {row['sweep']}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _is_default_model(cells: pd.DataFrame) -> pd.Series:
+    return ((cells.variant == "full") & (cells.loss_weighting == DEFAULTS.loss_weighting)
+            & (cells.temporal_control == "none"))
+
+
+def _base_protocol(cells: pd.DataFrame) -> pd.Series:
+    return ((cells.split == "kfold") & (cells.fps == DEFAULTS.fps) & (cells.resolution == DEFAULTS.resolution)
+            & (cells.channels == DEFAULTS.channels))
+
+
+def table2(cells: pd.DataFrame) -> Table:
+    """Datasets as columns; the published rows, then ours (pooled, and mean of folds)."""
+    pub = published()
+    rows = [{"method": r["method"], "source": f"published: {r['source']}",
+             **{d: f"{r[d]} (published)" if r[d] else "not transcribed" for d in DATASETS}}
+            for r in pub.to_dict("records")]
+    ours = cells[_is_default_model(cells) & _base_protocol(cells)]
+    for (label, agg), g in _by_label(ours):
+        col = "mean" if agg == "pooled" else "mean_of_folds"
+        std = "std" if agg == "pooled" else "mean_of_folds_std"
+        rows.append({"method": f"RealSmileNet, {label}", "source": f"this run, {agg}",
+                     **{d: fmt(*g.loc[g.dataset == d, [col, std, "flag"]].iloc[0]) if (g.dataset == d).any() else "—"
+                        for d in DATASETS}})
+    return Table("table2", "Table 2: accuracy (%) on the four datasets, mean ± std over seeds",
+                 pd.DataFrame(rows, columns=["method", "source", *DATASETS]),
+                 "Published rows are as printed in the papers (see rsnet/report/published.csv for sources); "
+                 "'not transcribed' marks a value this repository has not yet verified from the paper.",
+                 bool(ours.synthetic.any()))
+
+
+def _by_label(ours: pd.DataFrame):
+    ours = ours.assign(label=ours.apply(_label, axis=1))
+    for label, g in ours.groupby("label", sort=True):
+        for agg in ("pooled", "mean of folds"):
+            yield (label, agg), g
+
+
+def table3(cells: pd.DataFrame, pairs: pd.DataFrame) -> list[Table]:
+    """Ablations: every setting of sweeps with more than one setting, protocol kfold."""
+    k = cells[cells.split == "kfold"]
+    k = k[k.groupby("sweep").setting.transform("nunique") > 1]
+    rows = []
+    for (sweep, setting), g in k.groupby(["sweep", "setting"], sort=False):
+        rows.append({"sweep": sweep, "setting": setting,
+                     **{d: fmt(*g.loc[g.dataset == d, ["mean", "std", "flag"]].iloc[0]) if (g.dataset == d).any()
+                        else "—" for d in DATASETS}})
+    t3 = Table("table3", "Table 3: ablations, accuracy (%) pooled over folds, mean ± std over seeds",
+               pd.DataFrame(rows, columns=["sweep", "setting", *DATASETS]), synthetic=bool(k.synthetic.any()))
+    p = pairs.copy()
+    if len(p):
+        for c in ("mean_diff", "ci_low", "ci_high"):
+            p[c] = (100 * p[c]).round(2)
+        p["wilcoxon_p"] = [f"{v:.2g}" if pd.notna(v) else "" for v in p.wilcoxon_p]
+    paired = Table("table3_paired", "Ablations against the full model, paired over (seed, fold): "
+                   "difference in accuracy (percentage points)", p,
+                   "mean_diff = setting - reference per trial, averaged over pairs; ci = bootstrap 95% interval; "
+                   "wilcoxon_p = Wilcoxon signed-rank test; better/worse/ties count pairs.",
+                   synthetic=t3.synthetic)
+    return [t3, paired]
+
+
+def fps_resolution(cells: pd.DataFrame) -> Table:
+    """Fig. 6 as a table: the full model over fps (rows) x resolution (columns)."""
+    c = cells[_is_default_model(cells) & (cells.split == "kfold")]
+    c = c[c.groupby(["sweep", "dataset"]).fps.transform("nunique") * c.groupby(["sweep", "dataset"])
+          .resolution.transform("nunique") > 1]
+    c = c.assign(value=[fmt(m, s, f) for m, s, f in zip(c["mean"], c["std"], c.flag)])
+    df = c.pivot_table(index=["sweep", "dataset", "fps"], columns="resolution", values="value", aggfunc="first")
+    df.columns = [f"{r} px" for r in df.columns]
+    return Table("fps_resolution", "Fig. 6: accuracy (%) over frame rate (fps) and face resolution",
+                 df.reset_index(), synthetic=bool(c.synthetic.any()))
+
+
+def cross_domain(cells: pd.DataFrame) -> Table:
+    c = cells[cells.split.str.startswith("cross:") | cells.split.str.contains("->", regex=False)]
+    rows = [{"sweep": r.sweep, "setting": r.setting, "train": _train_side(r.dataset, r.split),
+             "test": _test_side(r.split), "accuracy": fmt(r.mean, r.std, r.flag)} for r in c.itertuples()]
+    return Table("cross_domain", "Cross-domain generalisation: accuracy (%) on the test domain",
+                 pd.DataFrame(rows, columns=["sweep", "setting", "train", "test", "accuracy"]),
+                 synthetic=bool(c.synthetic.any()))
+
+
+def _train_side(dataset: str, split: str) -> str:
+    return f"{dataset} (all)" if split.startswith("cross:") else f"{dataset} {split.split('->')[0]}"
+
+
+def _test_side(split: str) -> str:
+    return split.split(":")[1] if split.startswith("cross:") else f"uvanemo {split.split('->')[1]}"
+
+
+def subgroups(cells: pd.DataFrame) -> Table:
+    c = cells[cells.split.str.startswith("within:")]
+    rows = [{"sweep": r.sweep, "setting": r.setting, "group": r.split.split(":")[1],
+             "accuracy": fmt(r.mean, r.std, r.flag), "mean": r.mean, "std": r.std} for r in c.itertuples()]
+    return Table("subgroups", "Fig. 7 (left): accuracy (%) when training and testing within one UvA-NEMO group",
+                 pd.DataFrame(rows, columns=["sweep", "setting", "group", "accuracy", "mean", "std"]),
+                 synthetic=bool(c.synthetic.any()))
+
+
+def mispredictions(trials: pd.DataFrame, predictions: pd.DataFrame) -> Table:
+    """Fig. 7 (right): how the full model's UvA-NEMO test mispredictions spread over gender x age
+    group, against how the test videos spread (every seed's predictions counted)."""
+    t = trials[(trials.status == "finished") & (trials.dataset == "uvanemo") & _is_default_model(trials)
+               & _base_protocol(trials)]
+    p = predictions.merge(t[["trial", "sweep", "setting", "synthetic"]], on="trial")
+    meta = uvanemo_table().drop_duplicates("subject").set_index("subject")
+    p = p.assign(gender=p.subject.map(meta.gender), age_group=p.subject.map(meta.age.map(age_group)),
+                 wrong=(p.predicted != p.label))
+    p = p.dropna(subset=["gender"])
+    cols = ["sweep", "setting", "gender", "age_group", "videos", "mispredicted", "share_of_videos",
+            "share_of_mispredictions", "accuracy"]
+    if p.empty:
+        return Table("mispredictions", "Fig. 7 (right): mispredictions over subgroups", pd.DataFrame(columns=cols))
+    g = p.groupby(["sweep", "setting", "gender", "age_group"]).agg(videos=("wrong", "size"),
+                                                                    mispredicted=("wrong", "sum")).reset_index()
+    tot = g.groupby(["sweep", "setting"])[["videos", "mispredicted"]].transform("sum")
+    g["share_of_videos"] = (100 * g.videos / tot.videos).round(1)
+    g["share_of_mispredictions"] = (100 * g.mispredicted / tot.mispredicted.where(tot.mispredicted > 0)).round(1)
+    g["accuracy"] = (100 * (1 - g.mispredicted / g.videos)).round(1)
+    return Table("mispredictions", "Fig. 7 (right): the full model's UvA-NEMO mispredictions over gender x age "
+                 "group (%), all seeds and folds", g[cols], synthetic=bool(p.synthetic.fillna(False).astype(bool).any()))
+
+
+def honesty_table(h: pd.DataFrame) -> Table:
+    cols = ["sweep", "dataset", "split", "setting", "fps", "resolution", "trials", "headline", "final_epoch",
+            "optimistic", "gap"]
+    df = h[cols].copy() if len(h) else pd.DataFrame(columns=cols)
+    for c in ("headline", "final_epoch", "optimistic", "gap"):
+        df[c] = (100 * df[c].astype(float)).round(1)
+    return Table("honest_vs_optimistic", "Honest versus optimistic accuracy (%), mean over trials",
+                 df, "headline: final epoch (or the epoch a subject-disjoint validation split picked); "
+                 "optimistic: the best test-fold accuracy over epochs, which is what the authors' code "
+                 "reports (model selection on the test fold); gap = optimistic - headline.",
+                 synthetic=bool(h.synthetic.any()) if "synthetic" in h else False)
+
+
+def failures(trials: pd.DataFrame) -> Table:
+    bad = trials[trials.status.isin(["failed", "running", "pending", "not started"])]
+    df = bad[["sweep", "trial", "status", "epochs_done", "error"]].fillna("").reset_index(drop=True)
+    return Table("failed_trials", "Trials without a result (failed, unfinished or not started), with errors", df)
+

@@ -1,0 +1,213 @@
+"""The report on hand-built sweep directories with known numbers (the demo run's report is
+checked in test_sweep.py, on a real Ray sweep)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rsnet.report import build_report
+from rsnet.report.aggregate import (
+    bootstrap_ci,
+    fmt,
+    mean_ci,
+    paired,
+    per_seed,
+    summarise,
+)
+from rsnet.report.load import load_results
+from rsnet.sweep.spec import load_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+
+SPEC = """name: abl
+description: hand-built ablation sweep on SPOS (7 leave-one-subject-out folds)
+axes:
+  dataset: [spos]
+  fold: all
+  seed: 3
+  setting:
+    full: {}
+    no_tsa: {variant: no_tsa}
+"""
+
+# (setting, seed) -> per fold (1..7): (videos, correct). Seed 2 of `full` lacks folds 6 (failed) and 7.
+FULL = {0: [(2, 1)] * 6 + [(4, 4)], 1: [(2, 0)] + [(2, 2)] * 6, 2: [(2, 2)] * 5}
+NO_TSA = {0: [(2, 0)] * 6 + [(4, 4)], 1: [(2, 0)] + [(2, 1)] * 6, 2: [(2, 1)] * 7}
+
+
+def make_trial(d: Path, cfg: dict, setting: str, videos: int, correct: int, synthetic: bool, epochs=(0.4, 0.9),
+               subject="tomas"):
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps(cfg))
+    (d / "sweep_trial.json").write_text(json.dumps({"setting": setting, "attempts": []}))
+    labels = np.arange(videos) % 2
+    pred = np.where(np.arange(videos) < correct, labels, 1 - labels)
+    pd.DataFrame({"video": [f"{cfg['fold']}_{i}" for i in range(videos)], "subject": subject, "label": labels,
+                  "score": pred * 0.8 + 0.1, "predicted": pred}).to_csv(d / "predictions.csv", index=False)
+    acc = correct / videos
+    (d / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e + 1, "train_loss": 1.0 / (e + 1),
+                                                         "train_acc": a, "test_acc": a}) + "\n"
+                                             for e, a in enumerate([*epochs, acc])))
+    (d / "result.json").write_text(json.dumps({
+        "status": "finished", "accuracy": acc, "final_epoch_accuracy": acc, "optimistic_accuracy": max(acc, 0.9),
+        "selected_epoch": 3, "wall_seconds": 1.0, "test_videos": videos, "test_dataset": "spos",
+        "synthetic": synthetic}))
+
+
+@pytest.fixture
+def sweep_dir(tmp_path):
+    """results/abl/ as the sweep runner leaves it: sweep.yaml and trials/<name>/ per trial."""
+    out = tmp_path / "results" / "abl"
+    out.mkdir(parents=True)
+    (out / "sweep.yaml").write_text(SPEC)
+    for t in load_sweep(out / "sweep.yaml").trials("/"):
+        table = FULL if t.setting == "full" else NO_TSA
+        d = out / "trials" / t.name
+        folds = table[t.config.seed]
+        if t.config.fold <= len(folds):
+            make_trial(d, t.config.to_dict(), t.setting, *folds[t.config.fold - 1], synthetic=True)
+        elif t.setting == "full" and t.config.fold == 6:       # failed; fold 7 never started
+            d.mkdir(parents=True)
+            (d / "config.json").write_text(json.dumps(t.config.to_dict()))
+            (d / "failed.json").write_text(json.dumps({"error": "TrialError: loss is nan at epoch 4"}))
+    return out
+
+
+def test_pooled_and_mean_of_folds_per_seed(sweep_dir):
+    r = load_results(sweep_dir)
+    assert len(r.trials) == 42 and (r.trials.status == "not started").sum() == 1
+    seeds = per_seed(r.trials, r.predictions).set_index(["setting", "seed"])
+    assert seeds.loc[("full", 0), "pooled"] == pytest.approx(10 / 16)            # pooled over folds
+    assert seeds.loc[("full", 0), "mean_of_folds"] == pytest.approx(4 / 7)        # mean of per-fold accuracies
+    assert seeds.loc[("full", 1), "pooled"] == pytest.approx(12 / 14)
+    assert seeds.loc[("full", 2), ["folds_done", "folds_expected", "complete"]].tolist() == [5, 7, False]
+    assert seeds.loc[("no_tsa", 2), "complete"]
+
+
+def test_mean_std_interval_and_incomplete_flags(sweep_dir):
+    r = load_results(sweep_dir)
+    cells = summarise(per_seed(r.trials, r.predictions)).set_index("setting")
+    full = cells.loc["full"]
+    # only the two complete seeds enter: 0.625 and 0.857142...
+    assert full["mean"] == pytest.approx((10 / 16 + 12 / 14) / 2)
+    assert full["std"] == pytest.approx(abs(10 / 16 - 12 / 14) / np.sqrt(2))
+    half = 12.7062047 * full["std"] / np.sqrt(2)                                  # t(0.975, 1 dof)
+    assert (full.ci_low, full.ci_high) == pytest.approx((full["mean"] - half, full["mean"] + half), rel=1e-6)
+    assert full.flag == "(2/3 seeds)" and (full.seeds_complete, full.trials_done, full.trials_expected) == (2, 19, 21)
+    assert cells.loc["no_tsa"].flag == "" and cells.loc["no_tsa"].seeds_complete == 3
+    assert fmt(full["mean"], full["std"], full.flag) == "74.1 ± 16.4 (2/3 seeds)"
+
+
+def test_cells_without_a_complete_seed_say_what_they_have():
+    seeds = pd.DataFrame({"sweep": "s", "dataset": "bbc", "split": "kfold", "setting": "full", "variant": "full",
+                          "loss_weighting": "balanced", "temporal_control": "none", "fps": 5.0, "resolution": 48,
+                          "channels": 3, "lr": 1e-3, "batch_size": 16, "epochs": 60, "forget_bias": "default",
+                          "seed": [0, 1], "folds_done": [3, 0], "folds_expected": [10, 10], "videos": [6, 0],
+                          "pooled": [0.5, np.nan], "mean_of_folds": [0.5, np.nan], "synthetic": False,
+                          "complete": False})
+    cell = summarise(seeds).iloc[0]
+    assert cell.flag == "(partial: 3/20 trials)" and cell["mean"] == 0.5
+    assert fmt(cell["mean"], cell["std"], cell.flag) == "50.0 (partial: 3/20 trials)"
+
+
+def test_paired_comparison_over_seed_and_fold(sweep_dir):
+    r = load_results(sweep_dir)
+    p = paired(r.trials).iloc[0]
+    full = {(s, f + 1): c / n for s, folds in FULL.items() for f, (n, c) in enumerate(folds)}
+    other = {(s, f + 1): c / n for s, folds in NO_TSA.items() for f, (n, c) in enumerate(folds)}
+    d = np.array([other[k] - full[k] for k in sorted(full)])                     # 19 common (seed, fold) pairs
+    assert p.setting == "no_tsa" and p.reference == "full" and p.pairs == 19
+    assert p.mean_diff == pytest.approx(d.mean())
+    assert (p.better, p.worse, p.ties) == (0, 17, 2)
+    assert p.ci_low < p.mean_diff < p.ci_high < 0                                # clearly worse
+    assert p.wilcoxon_p < 0.01
+
+
+def test_interval_helpers():
+    m, s, lo, hi = mean_ci([0.8, 0.8, 0.8])
+    assert (m, s, lo, hi) == pytest.approx((0.8, 0.0, 0.8, 0.8))
+    assert np.isnan(mean_ci([0.7])[1])
+    lo, hi = bootstrap_ci([0.1] * 10)
+    assert lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
+
+
+def test_report_files_and_flags(sweep_dir):
+    p = subprocess.run([sys.executable, "-m", "rsnet.report", str(sweep_dir.parent)], capture_output=True,
+                       text=True, cwd=REPO, timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = sweep_dir.parent / "report"
+    assert "SYNTHETIC" in p.stdout and str(out) in p.stdout
+    for name in ("table2", "table3", "table3_paired", "fps_resolution", "cross_domain", "subgroups",
+                 "mispredictions", "honest_vs_optimistic", "failed_trials"):
+        for ext in ("md", "csv", "tex"):
+            assert (out / f"{name}.{ext}").exists(), f"{name}.{ext}"
+    t3 = pd.read_csv(out / "table3.csv").set_index("setting")
+    assert t3.loc["full", "spos"] == "74.1 ± 16.4 (2/3 seeds)"
+    assert t3.loc["no_tsa", "spos"] == "39.3 ± 12.9"                           # 4/16, 6/14, 7/14
+    assert "SYNTHETIC DATA" in (out / "table3.md").read_text().splitlines()[0]
+    assert "\\begin{tabular}" in (out / "table3.tex").read_text()
+    failed = pd.read_csv(out / "failed_trials.csv")
+    assert set(failed.status) == {"failed", "not started"} and failed.error.str.contains("loss is nan").any()
+    honest = pd.read_csv(out / "honest_vs_optimistic.csv").set_index("setting")
+    assert honest.loc["full", "optimistic"] >= honest.loc["full", "headline"]
+    t2 = pd.read_csv(out / "table2.csv")
+    assert t2.source.str.startswith("published").any() and t2.method.str.contains("ours: abl").any()
+    index = (out / "index.md").read_text()
+    assert index.startswith("# SYNTHETIC DATA") and "pooled over all the protocol's folds" in index
+    assert "![curves_abl](curves_abl.png)" in index and (out / "curves_abl.png").stat().st_size > 10_000
+
+
+def test_report_on_a_missing_directory_says_so(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "rsnet.report", str(tmp_path / "nope")], capture_output=True,
+                       text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 2 and "nope" in p.stderr
+
+
+GRID = """name: grid
+axes:
+  dataset: [uvanemo]
+  fps: [3, 5]
+  resolution: [48, 64]
+  fold: [1]
+  seed: 2
+"""
+GROUPS = """name: groups
+axes:
+  dataset: [uvanemo]
+  split: [within:male, within:female, cross:bbc, adult->young]
+  fold: [1]
+  seed: 2
+"""
+
+
+def test_grid_subgroup_and_cross_domain_tables_and_figures(tmp_path):
+    results = tmp_path / "results"
+    for spec in (GRID, GROUPS):
+        sweep = results / spec.split()[1]
+        sweep.mkdir(parents=True)
+        (sweep / "sweep.yaml").write_text(spec)
+        for t in load_sweep(sweep / "sweep.yaml").trials("/"):
+            c = t.config
+            correct = {3: 2, 5: 4}[int(c.fps)] + (c.resolution == 64) if spec is GRID else \
+                {"within:male": 3, "within:female": 1, "cross:bbc": 2, "adult->young": 4}[c.split]
+            make_trial(sweep / "trials" / t.name, c.to_dict(), t.setting, 4 + (spec is GRID), correct,
+                       synthetic=False, subject="001")           # UvA-NEMO subject 001: male, adult
+    r = build_report(results)
+    out = r["out"]
+    assert not r["synthetic"] and "SYNTHETIC" not in (out / "index.md").read_text()
+    grid = pd.read_csv(out / "fps_resolution.csv").set_index("fps")
+    assert grid.loc[3, "48 px"] == "40.0 ± 0.0 (partial: 2/20 trials)" and grid.loc[5, "64 px"].startswith("100.0")
+    assert (out / "fig6_grid_uvanemo.png").stat().st_size > 10_000
+    groups = pd.read_csv(out / "subgroups.csv").set_index("group")
+    assert groups.loc["male", "mean"] == pytest.approx(0.75) and groups.loc["female", "mean"] == pytest.approx(0.25)
+    cross = pd.read_csv(out / "cross_domain.csv").set_index("test")
+    assert cross.loc["bbc", "accuracy"] == "50.0 ± 0.0" and cross.loc["bbc", "train"] == "uvanemo (all)"
+    assert cross.loc["uvanemo young", "accuracy"] == "100.0 ± 0.0"
+    mis = pd.read_csv(out / "mispredictions.csv")
+    assert (mis.gender == "male").all() and (mis.age_group == "adult").all()
+    assert mis.videos.sum() == 2 * 5                   # the 5 fps, 48 px cell of `grid`, two seeds
+    assert (out / "fig7_groups.png").exists() and "within:" not in (out / "table2.md").read_text()
