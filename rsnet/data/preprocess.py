@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -168,7 +169,9 @@ def crop_square(frame: np.ndarray, cx: float, cy: float, side: float, res: int, 
 
 def preprocess_video(path: str, kind: str, nominal_fps: float, cfg: PrepConfig) -> tuple[np.ndarray, dict]:
     """One video -> uint8 (T, C, res, res) face crops and a summary dict; PreprocessError if unusable."""
+    t0 = time.perf_counter()
     frames, native, n = read_sampled_frames(path, kind, nominal_fps, cfg.fps)
+    t1 = time.perf_counter()
     if len(frames) == 0:
         raise PreprocessError(f"{path}: too short to sample at {cfg.fps} fps")
     boxes = detect_faces(frames, cfg.detect_width)
@@ -184,4 +187,5 @@ def preprocess_video(path: str, kind: str, nominal_fps: float, cfg: PrepConfig) 
                       for f, (cx, cy, side) in zip(frames, track)])
     return crops, {"native_fps": native, "native_frames": n, "frames": len(crops),
                    "face_found": found, "upsampled": upsampled,
-                   "box_side": float(np.median(track[:, 2]))}
+                   "box_side": float(np.median(track[:, 2])), "decode_seconds": round(t1 - t0, 4),
+                   "face_seconds": round(time.perf_counter() - t1, 4)}

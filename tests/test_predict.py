@@ -1,0 +1,109 @@
+"""Using a trained model: predict on new videos (same scores as the trial's own predictions),
+folders and image sequences, clear failures, safe loading; Score-CAM and t-SNE images."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from rsnet.config import TrialConfig
+from rsnet.synth.render import write_video
+from rsnet.trial import run_trial
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(module, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def trained(corpora, tmp_path_factory):
+    cfg = TrialConfig(dataset="uvanemo", root=str(corpora["uvanemo"]), fold=1, seed=0, epochs=3, batch_size=8,
+                      lr=3e-3, threads=1, cache=str(tmp_path_factory.mktemp("cache")))
+    out = tmp_path_factory.mktemp("trial")
+    run_trial(cfg, out)
+    return out, pd.read_csv(out / "predictions.csv", dtype={"video": str, "subject": str})
+
+
+def test_predict_gives_the_trials_own_scores(trained, corpora):
+    trial, pred = trained
+    videos = [corpora["uvanemo"] / "videos" / f"{v}.mp4" for v in pred.video]
+    p = cli("rsnet.predict", *videos, "--checkpoint", trial, "--json")      # config decides fps/res/channels
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [Path(r["input"]).stem for r in rows] == list(pred.video)
+    assert [r["probability_spontaneous"] for r in rows] == pytest.approx(pred.score.tolist(), abs=1e-5)
+    assert [r["label"] == "spontaneous" for r in rows] == list(pred.predicted == 1)
+    assert all(r["frames"] > 0 and r["decode_seconds"] >= 0 and r["model_seconds"] > 0 for r in rows)
+    # the same from the checkpoint file, human-readable
+    p = cli("rsnet.predict", videos[0], "--checkpoint", trial / "checkpoint.pt")
+    assert p.returncode == 0 and f"{videos[0]}: " in p.stdout and "P(spontaneous) = " in p.stdout
+    assert "decode" in p.stdout and "face" in p.stdout and "model" in p.stdout
+
+
+def test_folders_image_sequences_and_failures(trained, corpora, tmp_path):
+    trial, _ = trained
+    (tmp_path / "in").mkdir()
+    noface = tmp_path / "in" / "noface.mp4"
+    write_video(noface, (np.full((120, 160, 3), 90, np.uint8) for _ in range(50)), 25, 160, 120)
+    (tmp_path / "in" / "empty.mp4").write_bytes(b"")
+    seq = next(p for p in (corpora["spos"] / "spontaneous" / "happy").iterdir() if p.is_dir())
+    p = cli("rsnet.predict", corpora["uvanemo"] / "videos", tmp_path / "in", seq, "--checkpoint", trial, "--json")
+    assert p.returncode == 0, p.stderr
+    rows = {Path(r["input"]).name: r for r in map(json.loads, p.stdout.splitlines())}
+    n_videos = len(list((corpora["uvanemo"] / "videos").glob("*.mp4")))
+    assert len(rows) == n_videos + 3
+    assert "no face found" in rows["noface.mp4"]["error"] and "noface.mp4" in rows["noface.mp4"]["error"]
+    assert "empty" in rows["empty.mp4"]["error"]
+    assert rows[seq.name]["frames"] > 0 and "error" not in rows[seq.name]       # BMP image sequence
+    p = cli("rsnet.predict", noface, tmp_path / "in" / "empty.mp4", "--checkpoint", trial)
+    assert p.returncode == 1 and p.stdout.count("FAILED") == 2                  # every input failed
+
+
+def test_checkpoints_load_safely(trained, tmp_path):
+    trial, _ = trained
+    blob = torch.load(trial / "checkpoint.pt", weights_only=True)
+    blob["extra"] = Path("/not/a/tensor")          # an arbitrary object: refused by weights_only=True
+    torch.save(blob, tmp_path / "evil.pt")
+    p = cli("rsnet.predict", trial / "predictions.csv", "--checkpoint", tmp_path / "evil.pt")
+    assert p.returncode == 2 and "evil.pt" in p.stderr and "weights_only" in p.stderr
+    p = cli("rsnet.predict", "x.mp4", "--checkpoint", tmp_path)
+    assert p.returncode == 2 and "no checkpoint" in p.stderr
+
+
+def test_explain_writes_images_at_the_expected_sizes(trained, corpora, tmp_path):
+    trial, pred = trained
+    video = corpora["uvanemo"] / "videos" / f"{pred.video[0]}.mp4"
+    p = cli("rsnet.explain", "cam", video, "--checkpoint", trial, "--frames", "4", "--cell", "64",
+            "--out", tmp_path)
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout.splitlines()[-1])
+    img = Image.open(tmp_path / f"{pred.video[0]}_scorecam.png")
+    assert img.size == (64 * len(info["frames_shown"]), 128) and len(info["frames_shown"]) == 4
+    assert info["probability_spontaneous"] == pytest.approx(pred.score[0], abs=1e-5)
+    top, bottom = np.asarray(img)[:64], np.asarray(img)[64:]
+    assert np.abs(top.astype(int) - bottom).mean() > 5                           # the heatmap is drawn
+    p = cli("rsnet.explain", "tsne", trial)
+    assert p.returncode == 0, p.stderr
+    assert Image.open(trial / "explain" / "tsne.png").size == (600, 600)
+
+
+def test_score_cam_is_a_normalised_map_per_frame(trained, corpora):
+    from rsnet.data.preprocess import preprocess_video
+    from rsnet.explain import score_cam
+    from rsnet.predict import load_trained, prep_config
+
+    trial, pred = trained
+    model, cfg = load_trained(trial)
+    crops, _ = preprocess_video(str(corpora["uvanemo"] / "videos" / f"{pred.video[0]}.mp4"), "video", 50.0,
+                                prep_config(cfg))
+    cam, _ = score_cam(model, crops)
+    assert cam.shape == (len(crops), cfg.resolution, cfg.resolution)
+    assert cam.min() >= 0 and cam.max() == pytest.approx(1.0) and cam.std() > 0
