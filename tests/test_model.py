@@ -114,3 +114,31 @@ def test_bad_arguments_name_the_valid_choices():
         build_model("full", resolution=50)
     with pytest.raises(ValueError, match="in_channels"):
         build_model("full", in_channels=2)
+
+
+def test_channels_last_frame_convolutions_match_plain_ones():
+    """FrameConv2d runs channels-last on CPU for speed; outputs, gradients and the state_dict
+    are those of the plain nn.Conv2d with the same weights."""
+    from torch import nn
+
+    from rsnet.model.blocks import FrameConv2d
+
+    torch.manual_seed(0)
+    fast = build_model("full")
+    plain = build_model("full")
+    plain.load_state_dict(fast.state_dict())
+    convs = [m for m in plain.modules() if isinstance(m, FrameConv2d)]
+    assert len(convs) == 3                                  # TSA and the FPN's two convolutions
+    for m in convs:
+        m.__class__ = nn.Conv2d
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    x = torch.rand(3, 7, 3, 48, 48)
+    lengths = torch.tensor([7, 5, 2])
+    outs = []
+    for model in (fast, plain):                             # training mode: the same dropout masks
+        torch.manual_seed(1)
+        outs.append(model.logits(x, lengths))
+        outs[-1].sum().backward()
+    assert torch.allclose(outs[0], outs[1], atol=1e-5)
+    for (name, a), b in zip(fast.named_parameters(), plain.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-4, rtol=1e-3), name
