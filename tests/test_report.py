@@ -70,16 +70,20 @@ def sweep_dir(tmp_path):
         folds = table[t.config.seed]
         if t.config.fold <= len(folds):
             make_trial(d, t.config.to_dict(), t.setting, *folds[t.config.fold - 1], synthetic=True)
-        elif t.setting == "full" and t.config.fold == 6:       # failed; fold 7 never started
+        elif t.setting == "full" and t.config.fold == 6:       # failed
             d.mkdir(parents=True)
             (d / "config.json").write_text(json.dumps(t.config.to_dict()))
             (d / "failed.json").write_text(json.dumps({"error": "TrialError: loss is nan at epoch 4"}))
+        elif t.setting == "full":                              # fold 7: killed before its config.json
+            d.mkdir(parents=True)
+            (d / "sweep_trial.json").write_text(json.dumps({"setting": "full", "attempts": []}))
     return out
 
 
 def test_pooled_and_mean_of_folds_per_seed(sweep_dir):
     r = load_results(sweep_dir)
-    assert len(r.trials) == 42 and (r.trials.status == "not started").sum() == 1
+    assert len(r.trials) == 42 and (r.trials.status == "pending").sum() == 1
+    assert r.trials.set_index("status").loc["pending", ["dataset", "fold", "seed"]].tolist() == ["spos", 7, 2]
     seeds = per_seed(r.trials, r.predictions).set_index(["setting", "seed"])
     assert seeds.loc[("full", 0), "pooled"] == pytest.approx(10 / 16)            # pooled over folds
     assert seeds.loc[("full", 0), "mean_of_folds"] == pytest.approx(4 / 7)        # mean of per-fold accuracies
@@ -151,7 +155,7 @@ def test_report_files_and_flags(sweep_dir):
     assert "SYNTHETIC DATA" in (out / "table3.md").read_text().splitlines()[0]
     assert "\\begin{tabular}" in (out / "table3.tex").read_text()
     failed = pd.read_csv(out / "failed_trials.csv")
-    assert set(failed.status) == {"failed", "not started"} and failed.error.str.contains("loss is nan").any()
+    assert set(failed.status) == {"failed", "pending"} and failed.error.str.contains("loss is nan").any()
     honest = pd.read_csv(out / "honest_vs_optimistic.csv").set_index("setting")
     assert honest.loc["full", "optimistic"] >= honest.loc["full", "headline"]
     t2 = pd.read_csv(out / "table2.csv")

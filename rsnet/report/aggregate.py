@@ -121,6 +121,10 @@ def paired(trials: pd.DataFrame, reference: str = "full") -> pd.DataFrame:
             continue
         for setting, h in g[g.setting != reference].groupby("setting", sort=True):
             other = h.set_index(["seed", "fold"]).accuracy
+            if ref.index.has_duplicates or other.index.has_duplicates:   # another axis varies too
+                print(f"report: {key}: {setting} against {reference} is ambiguous (several trials per seed "
+                      f"and fold, another axis varies); not compared")
+                continue
             common = ref.index.intersection(other.index)
             d = (other[common] - ref[common]).to_numpy()
             lo, hi = bootstrap_ci(d)

@@ -88,6 +88,18 @@ def load_results(sweep_dir) -> SweepResults:
     sweep_dir = Path(sweep_dir)
     observed = collect(sweep_dir)
     expected, description = _expected(sweep_dir)
+    # a trial directory killed before its config.json was written: its axes come from the plan
+    lacking = observed.dataset.isna()
+    if lacking.any():
+        plan = expected.set_index("trial")
+        for i in observed.index[lacking]:
+            if observed.at[i, "trial"] in plan.index:
+                for k in AXES:
+                    observed.at[i, k] = plan.at[observed.at[i, "trial"], k]
+        unknown = observed.dataset.isna()
+        for name in observed.trial[unknown]:
+            print(f"report: {sweep_dir / 'trials' / name}: no config.json and not in the sweep's plan; left out")
+        observed = observed[~unknown]
     missing = expected[~expected.trial.isin(observed.trial)]
     trials = pd.concat([observed, missing], ignore_index=True) if len(missing) else observed
     trials = trials.assign(sweep=sweep_dir.name)
