@@ -115,7 +115,7 @@ class ConvLSTM(nn.Module):
         self.cell = ConvLSTMCell(in_channels, hidden, forget_bias)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        B, T, _, H, W = x.shape
+        B, _, _, H, W = x.shape              # (B, T, C, H, W)
         h = x.new_zeros(B, self.out_channels, H, W)
         c = torch.zeros_like(h)
         last = torch.zeros_like(h)
