@@ -162,6 +162,8 @@ def test_report_files_and_flags(sweep_dir):
     assert t2.source.str.startswith("published").any() and t2.method.str.contains("ours: abl").any()
     index = (out / "index.md").read_text()
     assert index.startswith("# SYNTHETIC DATA") and "pooled over all the protocol's folds" in index
+    titles = [line for line in index.splitlines() if line.startswith("## ") and "(" in line]
+    assert len(titles) == 9 and all("SYNTHETIC DATA" in t for t in titles)        # every table's title
     assert "![curves_abl](curves_abl.png)" in index and (out / "curves_abl.png").stat().st_size > 10_000
 
 

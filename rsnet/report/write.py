@@ -49,6 +49,8 @@ def build_report(results, out=None) -> dict:
             tables.cross_domain(cells), sub, mis, tables.honesty_table(aggregate.honesty(trials)),
             tables.failures(trials)]
     for t in made:
+        if t.name == "failed_trials" or t.df.empty:     # no rows of its own to tell: mark as the report
+            t.synthetic = synthetic
         write_table(t, out)
     pngs = [*figures.fps_resolution_heatmaps(cells, out),
             *figures.subgroup_figures(sub.df, mis.df, out, sub.synthetic or mis.synthetic),
