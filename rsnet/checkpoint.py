@@ -26,6 +26,13 @@ def save_checkpoint(path: Path, model, optimizer, state: dict, cfg) -> None:
     os.replace(tmp, path)
 
 
+def save_weights(path: Path, model, cfg, epoch: int) -> None:
+    """Model weights and config only (the validation-selected model, for rsnet.predict)."""
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epoch}, tmp)
+    os.replace(tmp, path)
+
+
 def read_checkpoint(path: Path) -> dict:
     """Load safely (weights_only=True: tensors and plain containers, no code)."""
     return torch.load(path, map_location="cpu", weights_only=True)

@@ -36,10 +36,13 @@ LABELS = {1: "spontaneous", 0: "posed"}
 
 
 def load_trained(path) -> tuple[torch.nn.Module, TrialConfig]:
-    """(model in eval mode, its TrialConfig) from a checkpoint.pt or a trial directory;
-    loaded with torch.load(weights_only=True): tensors and plain containers only."""
+    """(model in eval mode, its TrialConfig) from a checkpoint file or a trial directory (its
+    selected.pt, the validation-selected model, if it has one, else checkpoint.pt: the model its
+    predictions.csv comes from); loaded with torch.load(weights_only=True)."""
     path = Path(path)
-    ckpt = path / "checkpoint.pt" if path.is_dir() else path
+    ckpt = path
+    if path.is_dir():   # a trial: the model its headline accuracy comes from
+        ckpt = path / "selected.pt" if (path / "selected.pt").is_file() else path / "checkpoint.pt"
     if not ckpt.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint (expected a checkpoint.pt or a trial directory holding one)")
     try:

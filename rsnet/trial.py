@@ -6,6 +6,7 @@ A trial directory holds
     predictions.csv    test fold: video id, subject, label, score, predicted class
     result.json        headline accuracy, optimistic accuracy, counts, timing, versions, hash
     checkpoint.pt      model, optimizer, epoch, RNG states, history, config (latest; atomic)
+    selected.pt        with val_fraction > 0: the weights of the validation-selected epoch
     events.out.tfevents.*   TensorBoard scalars per epoch
 Model selection never looks at the test fold: the headline accuracy is the final epoch's, or,
 with val_fraction > 0, that of the epoch with the best accuracy on a subject-disjoint
@@ -28,7 +29,7 @@ import torch
 
 from . import __version__
 from .batching import ClipSet
-from .checkpoint import load_checkpoint, save_checkpoint, write_json_atomic
+from .checkpoint import load_checkpoint, save_checkpoint, save_weights, write_json_atomic
 from .config import TrialConfig
 from .data import PrepConfig, assign_folds, load_or_build, make_split
 from .data.splits import validation_subjects
@@ -156,6 +157,7 @@ def run_trial(cfg: TrialConfig, out_dir, report: Callable[[dict, Path | None], N
                                           seed=cfg.seed)["accuracy"]
                 if row["val_acc"] > state["best_val"]:
                     state["best_val"], state["selected"] = row["val_acc"], (epoch, ev["scores"].tolist())
+                    save_weights(out / "selected.pt", model, cfg, epoch)
             row["seconds"] = time.perf_counter() - t0
             state["history"].append(row)
             state["epoch"] = epoch

@@ -48,6 +48,24 @@ def test_predict_gives_the_trials_own_scores(trained, corpora):
     assert "decode" in p.stdout and "face" in p.stdout and "model" in p.stdout
 
 
+def test_a_validation_selected_trial_predicts_with_its_selected_model(corpora, tmp_path):
+    cfg = TrialConfig(dataset="uvanemo", root=str(corpora["uvanemo"]), fold=3, seed=0, epochs=4, batch_size=8,
+                      lr=3e-3, threads=1, val_fraction=0.3, cache=str(tmp_path / "cache"))
+    result = run_trial(cfg, tmp_path / "trial")
+    assert (tmp_path / "trial" / "selected.pt").exists()
+    assert torch.load(tmp_path / "trial" / "selected.pt", weights_only=True)["epoch"] == result["selected_epoch"]
+    # the latest checkpoint's weights changed: predict must use selected.pt, not checkpoint.pt
+    blob = torch.load(tmp_path / "trial" / "checkpoint.pt", weights_only=True)
+    blob["model"] = {k: v + 0.5 if v.is_floating_point() else v for k, v in blob["model"].items()}
+    torch.save(blob, tmp_path / "trial" / "checkpoint.pt")
+    pred = pd.read_csv(tmp_path / "trial" / "predictions.csv", dtype={"video": str})
+    videos = [corpora["uvanemo"] / "videos" / f"{v}.mp4" for v in pred.video]
+    p = cli("rsnet.predict", *videos, "--checkpoint", tmp_path / "trial", "--json")
+    assert p.returncode == 0, p.stderr
+    scores = [json.loads(line)["probability_spontaneous"] for line in p.stdout.splitlines()]
+    assert scores == pytest.approx(pred.score.tolist(), abs=1e-5)
+
+
 def test_folders_image_sequences_and_failures(trained, corpora, tmp_path):
     trial, _ = trained
     (tmp_path / "in").mkdir()
