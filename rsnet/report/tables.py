@@ -38,10 +38,20 @@ def published() -> pd.DataFrame:
         return pd.read_csv(f, comment="#", dtype=str).fillna("")
 
 
+def _differs(value, default) -> bool:
+    if value in ("default", None) or (isinstance(value, float) and pd.isna(value)):
+        return default is not None
+    try:
+        return default is None or float(value) != float(default)
+    except (TypeError, ValueError):
+        return str(value) != str(default)
+
+
 def _label(row) -> str:
-    extra = [f"{name} {row[k]:g}" if isinstance(row[k], float) else f"{name} {row[k]}"
-             for k, name in HYPER.items() if str(row[k]) not in (str(getattr(DEFAULTS, k)), "default", "None")]
-    return f"ours: {row['sweep']}" + (f" ({', '.join(extra)})" if extra else "")
+    """'ours: <sweep>[ <setting>] (lr 0.003, batch 8, ...)': the hyper-parameters off the paper's."""
+    extra = [f"{name} {float(row[k]):g}" for k, name in HYPER.items() if _differs(row[k], getattr(DEFAULTS, k))]
+    setting = f" {row['setting']}" if row["settings_in_sweep"] > 1 else ""
+    return f"ours: {row['sweep']}{setting}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _is_default_model(cells: pd.DataFrame) -> pd.Series:
@@ -75,7 +85,8 @@ def table2(cells: pd.DataFrame) -> Table:
 
 
 def _by_label(ours: pd.DataFrame):
-    ours = ours.assign(label=ours.apply(_label, axis=1))
+    ours = ours.assign(settings_in_sweep=ours.groupby("sweep").setting.transform("nunique"))
+    ours = ours.assign(label=ours.apply(_label, axis=1) if len(ours) else "")
     for label, g in ours.groupby("label", sort=True):
         for agg in ("pooled", "mean of folds"):
             yield (label, agg), g
