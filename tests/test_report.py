@@ -167,6 +167,20 @@ def test_report_files_and_flags(sweep_dir):
     assert "![curves_abl](curves_abl.png)" in index and (out / "curves_abl.png").stat().st_size > 10_000
 
 
+def test_the_same_trial_names_in_two_sweeps_stay_apart(sweep_dir):
+    import shutil
+
+    other = sweep_dir.parent / "abl_again"
+    shutil.copytree(sweep_dir, other)
+    for f in (other / "trials").glob("*_no_tsa_*/predictions.csv"):      # no_tsa: every prediction right
+        p = pd.read_csv(f)
+        p.assign(predicted=p.label).to_csv(f, index=False)
+    cells = pd.read_csv(build_report(sweep_dir.parent)["out"] / "cells.csv").set_index(["sweep", "setting"])
+    assert cells.loc[("abl", "no_tsa"), "mean"] == pytest.approx((4 / 16 + 6 / 14 + 7 / 14) / 3)
+    assert cells.loc[("abl_again", "no_tsa"), "mean"] == pytest.approx(1.0)
+    assert cells.loc[("abl", "full"), "mean"] == cells.loc[("abl_again", "full"), "mean"]
+
+
 def test_report_on_a_missing_directory_says_so(tmp_path):
     p = subprocess.run([sys.executable, "-m", "rsnet.report", str(tmp_path / "nope")], capture_output=True,
                        text=True, cwd=REPO, timeout=120)

@@ -23,7 +23,7 @@ class SweepResults:
     name: str
     path: Path
     description: str
-    trials: pd.DataFrame        # one row per trial (rsnet.sweep.table.COLUMNS + sweep)
+    trials: pd.DataFrame        # one row per trial (rsnet.sweep.table.COLUMNS + sweep); trial = '<sweep>/<name>'
     predictions: pd.DataFrame   # finished trials' test predictions: trial, video, subject, label, score, predicted
     curves: pd.DataFrame        # metrics.jsonl rows of every trial: trial, epoch, train_loss, ..., test_acc
 
@@ -64,13 +64,18 @@ def _expected(sweep_dir: Path) -> tuple[pd.DataFrame, str]:
     return pd.DataFrame(rows, columns=COLUMNS), description
 
 
+def _key(trial_dir: Path) -> str:
+    """'<sweep>/<trial>': the same trial name can occur in several sweeps."""
+    return f"{trial_dir.parent.parent.name}/{trial_dir.name}"
+
+
 def _read_csvs(trial_dirs: list[Path], name: str) -> pd.DataFrame:
     frames = []
     for d in trial_dirs:
         f = d / name
         if f.exists():
             df = pd.read_csv(f, dtype={"video": str, "subject": str})
-            frames.append(df.assign(trial=d.name))
+            frames.append(df.assign(trial=_key(d)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["video", "subject", "label", "score", "predicted", "trial"])
 
@@ -80,7 +85,7 @@ def _read_curves(trial_dirs: list[Path]) -> pd.DataFrame:
     for d in trial_dirs:
         f = d / "metrics.jsonl"
         if f.exists():
-            rows += [{**json.loads(line), "trial": d.name} for line in f.read_text().splitlines() if line.strip()]
+            rows += [{**json.loads(line), "trial": _key(d)} for line in f.read_text().splitlines() if line.strip()]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["trial", "epoch", "train_loss", "test_acc"])
 
 
@@ -107,6 +112,7 @@ def load_results(sweep_dir) -> SweepResults:
     trials.loc[trials.setting == "", "setting"] = trials.variant     # no setting axis: name cells by variant
     finished = [sweep_dir / "trials" / t for t in trials.trial[trials.status == "finished"]]
     every = [sweep_dir / "trials" / t for t in trials.trial[trials.status != "not started"]]
+    trials["trial"] = sweep_dir.name + "/" + trials.trial
     return SweepResults(sweep_dir.name, sweep_dir, description, trials,
                         _read_csvs(finished, "predictions.csv"), _read_curves(every))
 

@@ -194,5 +194,6 @@ def honesty_table(h: pd.DataFrame) -> Table:
 def failures(trials: pd.DataFrame) -> Table:
     bad = trials[trials.status.isin(["failed", "running", "pending", "not started"])]
     df = bad[["sweep", "trial", "status", "epochs_done", "error"]].fillna("").reset_index(drop=True)
+    df["trial"] = df.trial.str.split("/", n=1).str[1]          # the directory name under <sweep>/trials/
     return Table("failed_trials", "Trials without a result (failed, unfinished or not started), with errors", df)
 
