@@ -101,6 +101,8 @@ def tsne_figure(trial_dir: Path, out: Path) -> Path:
 
     model, cfg = load_trained(trial_dir)
     _, _, test, facts = load_data(cfg)
+    if len(test) < 3:
+        raise ValueError(f"{trial_dir}: a t-SNE needs at least 3 test videos; this fold has {len(test)}")
     emb = embeddings(model, test)
     xy = TSNE(n_components=2, perplexity=float(min(30, max(2, (len(emb) - 1) // 3))), init="pca",
               random_state=0).fit_transform(emb)
