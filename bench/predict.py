@@ -70,7 +70,7 @@ def main() -> None:
     from rsnet.config import TrialConfig
     from rsnet.data.preprocess import _get_detector, preprocess_video
     from rsnet.model import build_model
-    from rsnet.predict import predict_one, prep_config, score_clip
+    from rsnet.predict import predict_one, score_clip
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -83,7 +83,7 @@ def main() -> None:
     results = []
     end_to_end = best_of(lambda: results.append(predict_one(model, cfg, clip, "video")), a.repeats)
     r = results[-1]
-    crops, _ = preprocess_video(str(clip), "video", 50.0, prep_config(cfg))
+    crops, _ = preprocess_video(str(clip), "video", 50.0, cfg.prep())
     model_only = best_of(lambda: score_clip(model, crops), max(a.repeats, 20))
     print(f"end to end: {end_to_end:.3f} s = {a.seconds / end_to_end:.1f}x real time "
           f"(decode {r['decode_seconds']:.3f} s, face {r['face_seconds']:.3f} s, model {r['model_seconds']:.4f} s; "

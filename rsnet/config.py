@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, fields
 
+from .data.preprocess import PrepConfig
 from .data.splits import N_FOLDS, SPLITS, folds_for
 from .loss import WEIGHTINGS
 from .model import VARIANTS
@@ -92,6 +93,10 @@ class TrialConfig:
 
     def replace(self, **kw) -> "TrialConfig":
         return dataclasses.replace(self, **kw)
+
+    def prep(self) -> PrepConfig:
+        """The preprocessing this trial's frames come from (its cache, and rsnet.predict's input)."""
+        return PrepConfig(fps=self.fps, res=self.resolution, channels=self.channels)
 
     def identity(self) -> dict:
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}

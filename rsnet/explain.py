@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .batching import batches, collate
 from .data.preprocess import PreprocessError, preprocess_video
-from .predict import expand_inputs, load_trained, prep_config
+from .predict import expand_inputs, load_trained
 
 TSNE_PIXELS = 600
 
@@ -128,7 +128,7 @@ def cam_images(inputs, checkpoint, out: Path, n_frames: int, cell: int, image_fp
     ok = failed = 0
     for path, kind in expand_inputs(inputs):
         try:
-            crops, _ = preprocess_video(str(path), kind, image_fps, prep_config(cfg))
+            crops, _ = preprocess_video(str(path), kind, image_fps, cfg.prep())
         except PreprocessError as e:
             print(f"{path}: FAILED: {e}")
             failed += 1

@@ -23,12 +23,7 @@ import torch
 from .batching import collate
 from .checkpoint import read_checkpoint
 from .config import TrialConfig
-from .data.preprocess import (
-    IMAGE_SUFFIXES,
-    PrepConfig,
-    PreprocessError,
-    preprocess_video,
-)
+from .data.preprocess import IMAGE_SUFFIXES, PreprocessError, preprocess_video
 from .model import build_model
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".m4v", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
@@ -54,11 +49,6 @@ def load_trained(path) -> tuple[torch.nn.Module, TrialConfig]:
     model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias)
     model.load_state_dict(blob["model"])
     return model.eval(), cfg
-
-
-def prep_config(cfg: TrialConfig) -> PrepConfig:
-    """The preprocessing a trial was trained with (as rsnet.trial.load_data builds it)."""
-    return PrepConfig(fps=cfg.fps, res=cfg.resolution, channels=cfg.channels)
 
 
 def expand_inputs(paths) -> list[tuple[Path, str]]:
@@ -90,7 +80,7 @@ def score_clip(model, crops: np.ndarray, device: str = "cpu") -> float:
 def predict_one(model, cfg: TrialConfig, path: Path, kind: str, image_fps: float = 25.0) -> dict:
     """One input -> {input, label, probability, frames, *_seconds} or {input, error}."""
     try:
-        crops, info = preprocess_video(str(path), kind, image_fps, prep_config(cfg))
+        crops, info = preprocess_video(str(path), kind, image_fps, cfg.prep())
     except PreprocessError as e:
         return {"input": str(path), "error": str(e)}
     t0 = time.perf_counter()

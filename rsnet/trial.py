@@ -31,7 +31,7 @@ from . import __version__
 from .batching import ClipSet
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights, write_json_atomic
 from .config import TrialConfig
-from .data import PrepConfig, assign_folds, load_or_build, make_split
+from .data import assign_folds, load_or_build, make_split
 from .data.splits import validation_subjects
 from .engine import NonFiniteLoss, evaluate, train_one_epoch
 from .loss import class_weights
@@ -59,7 +59,7 @@ def pick_device(name: str) -> torch.device:
 
 def load_data(cfg: TrialConfig, progress: bool = False):
     """(train, val or None, test) ClipSets and facts about the data, from the cache."""
-    prep = PrepConfig(fps=cfg.fps, res=cfg.resolution, channels=cfg.channels)
+    prep = cfg.prep()
     kw = {"selection": cfg.mmi_selection} if cfg.dataset == "mmi" and cfg.mmi_selection else {}
     cache = load_or_build(cfg.dataset, cfg.root, prep, cfg.cache or None, progress=progress, **kw)
     videos = cache.videos.assign(fold=assign_folds(cfg.dataset, cache.videos))

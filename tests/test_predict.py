@@ -116,12 +116,12 @@ def test_explain_writes_images_at_the_expected_sizes(trained, corpora, tmp_path)
 def test_score_cam_is_a_normalised_map_per_frame(trained, corpora):
     from rsnet.data.preprocess import preprocess_video
     from rsnet.explain import score_cam
-    from rsnet.predict import load_trained, prep_config
+    from rsnet.predict import load_trained
 
     trial, pred = trained
     model, cfg = load_trained(trial)
     crops, _ = preprocess_video(str(corpora["uvanemo"] / "videos" / f"{pred.video[0]}.mp4"), "video", 50.0,
-                                prep_config(cfg))
+                                cfg.prep())
     cam, _ = score_cam(model, crops)
     assert cam.shape == (len(crops), cfg.resolution, cfg.resolution)
     assert cam.min() >= 0 and cam.max() == pytest.approx(1.0) and cam.std() > 0

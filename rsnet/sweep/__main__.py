@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
 
 def prepare_data(sweep, trials, data_root: Path, cache: str | None) -> None:
     """Generate synthetic corpora if the sweep asks, check the datasets, build each cache once."""
-    from ..data import PrepConfig, load_or_build
+    from ..data import load_or_build
 
     if sweep.synthetic:
         from ..synth import generate_corpus
@@ -67,7 +67,7 @@ def prepare_data(sweep, trials, data_root: Path, cache: str | None) -> None:
     needed = {}
     for t in trials:
         c = t.config
-        prep = PrepConfig(fps=c.fps, res=c.resolution, channels=c.channels)
+        prep = c.prep()
         needed[(c.dataset, c.root, prep)] = c.mmi_selection
         if c.split.startswith("cross:"):
             needed[(c.split.split(":")[1], c.target_root, prep)] = ""
