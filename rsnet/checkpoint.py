@@ -21,15 +21,17 @@ def save_checkpoint(path: Path, model, optimizer, state: dict, cfg) -> None:
             "torch_rng": torch.get_rng_state(), "config": cfg.to_dict()}
     if torch.cuda.is_available():
         blob["cuda_rng"] = torch.cuda.get_rng_state_all()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    _torch_save_atomic(blob, path)
 
 
 def save_weights(path: Path, model, cfg, epoch: int) -> None:
     """Model weights and config only (the validation-selected model, for rsnet.predict)."""
+    _torch_save_atomic({"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epoch}, path)
+
+
+def _torch_save_atomic(blob: dict, path: Path) -> None:
     tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
-    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epoch}, tmp)
+    torch.save(blob, tmp)
     os.replace(tmp, path)
 
 
