@@ -96,7 +96,8 @@ def keep_freed_memory() -> bool:
         return False
 
 
-def _setup_threads(cfg: TrialConfig) -> int:
+def _setup_runtime(cfg: TrialConfig) -> int:
+    """Torch threads (returned) and malloc settings for this process; results do not depend on them."""
     n = cfg.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(n)
     keep_freed_memory()
@@ -126,7 +127,7 @@ def run_trial(cfg: TrialConfig, out_dir, report: Callable[[dict, Path | None], N
     if (out / "result.json").exists():
         return json.loads((out / "result.json").read_text())
     t_start = time.perf_counter()
-    threads = _setup_threads(cfg)
+    threads = _setup_runtime(cfg)
     device = pick_device(cfg.device)
     train, val, test, facts = load_data(cfg, progress)
     torch.manual_seed(cfg.seed)

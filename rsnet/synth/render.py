@@ -162,4 +162,3 @@ def write_video(path: Path, frames, fps: float, width: int, height: int, contain
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
-
