@@ -9,7 +9,6 @@ Synthetic data: the numbers it prints are not the paper's."""
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -48,11 +47,11 @@ def main(argv=None) -> int:
     if args.model_only:
         return 0
     from .sweep.__main__ import main as sweep_main
+    from .sweep.__main__ import parser as sweep_parser
 
-    status = sweep_main(["--grid", "demo", *sweep_args])
-    results = argparse.ArgumentParser(add_help=False)
-    results.add_argument("--results", default=os.environ.get("RSNET_RESULTS", "results"))
-    root = Path(results.parse_known_args(sweep_args)[0].results)
+    argv_sweep = ["--grid", "demo", *sweep_args]
+    status = sweep_main(argv_sweep)
+    root = Path(sweep_parser().parse_args(argv_sweep).results)     # the sweep's own --results
     print(f"rsnet demo: per-trial files in {root}/demo/trials/, one row per trial in {root}/demo/trials.csv;\n"
           f"  curves: tensorboard --logdir {root}/demo/trials")
     from .report import build_report
