@@ -41,18 +41,18 @@ def find_sweeps(path) -> list[Path]:
 def _planned(sweep_dir: Path) -> tuple[list[tuple[str, str, dict]], str]:
     """(name, setting, config) of every trial the sweep defines, and its description: from
     plan.json (the runner's list, with its --epochs override) or else from sweep.yaml."""
-    description, planned = "", []
+    description, planned, plan = "", [], sweep_dir / "plan.json"
+    if plan.exists():
+        planned = [(t["name"], t["setting"], t["config"]) for t in json.loads(plan.read_text())["trials"]]
     spec_path = sweep_dir / "sweep.yaml"
     if spec_path.exists():
         try:
             sweep = load_sweep(spec_path)
             description = sweep.description.strip()
-            planned = [(t.name, t.setting, t.config.to_dict()) for t in sweep.trials("/")]
+            if not plan.exists():      # expand the file only when the runner left no plan
+                planned = [(t.name, t.setting, t.config.to_dict()) for t in sweep.trials("/")]
         except SweepError as e:      # an edited copy: report what the trial directories hold
             print(f"report: {e}; using the trial directories only")
-    if (sweep_dir / "plan.json").exists():
-        planned = [(t["name"], t["setting"], t["config"])
-                   for t in json.loads((sweep_dir / "plan.json").read_text())["trials"]]
     return planned, description
 
 
