@@ -116,29 +116,127 @@ def test_bad_arguments_name_the_valid_choices():
         build_model("full", in_channels=2)
 
 
-def test_channels_last_frame_convolutions_match_plain_ones():
-    """FrameConv2d runs channels-last on CPU for speed; outputs, gradients and the state_dict
-    are those of the plain nn.Conv2d with the same weights."""
+def plain_layers(model):
+    """The same model with the plain nn layers in place of the CPU-fast frame layers."""
     from torch import nn
 
-    from rsnet.model.blocks import FrameConv2d
+    from rsnet.model.frame_layers import AvgPool2x2, FrameBatchNorm2d, FrameConv2d
+
+    for m in model.modules():
+        if isinstance(m, FrameConv2d):
+            m.__class__ = nn.Conv2d
+        elif isinstance(m, FrameBatchNorm2d):
+            m.__class__ = nn.BatchNorm2d
+    model.encoder = nn.Sequential(*[nn.AvgPool2d(2) if isinstance(m, AvgPool2x2) else m for m in model.encoder])
+    return model
+
+
+def test_fast_frame_layers_match_plain_ones():
+    """The TSA's and FPN's layers run CPU-fast code paths (frame_layers); outputs, gradients,
+    running statistics and the state_dict are those of the plain nn layers, over several steps."""
+    from rsnet.model.frame_layers import AvgPool2x2, FrameBatchNorm2d, FrameConv2d
 
     torch.manual_seed(0)
     fast = build_model("full")
-    plain = build_model("full")
+    kinds = [type(m) for m in fast.modules() if type(m) in (FrameConv2d, FrameBatchNorm2d, AvgPool2x2)]
+    assert (kinds.count(FrameConv2d), kinds.count(FrameBatchNorm2d), kinds.count(AvgPool2x2)) == (3, 3, 2)
+    plain = plain_layers(build_model("full"))
     plain.load_state_dict(fast.state_dict())
-    convs = [m for m in plain.modules() if isinstance(m, FrameConv2d)]
-    assert len(convs) == 3                                  # TSA and the FPN's two convolutions
-    for m in convs:
-        m.__class__ = nn.Conv2d
     assert list(fast.state_dict()) == list(plain.state_dict())
-    x = torch.rand(3, 7, 3, 48, 48)
-    lengths = torch.tensor([7, 5, 2])
-    outs = []
-    for model in (fast, plain):                             # training mode: the same dropout masks
-        torch.manual_seed(1)
-        outs.append(model.logits(x, lengths))
-        outs[-1].sum().backward()
-    assert torch.allclose(outs[0], outs[1], atol=1e-5)
-    for (name, a), b in zip(fast.named_parameters(), plain.parameters()):
-        assert torch.allclose(a.grad, b.grad, atol=1e-4, rtol=1e-3), name
+    opts = [torch.optim.SGD(m.parameters(), lr=1e-3) for m in (fast, plain)]
+    for step in range(3):
+        x = torch.rand(3, 7, 3, 48, 48, generator=torch.Generator().manual_seed(step))
+        lengths = torch.tensor([7, 5, 2])
+        outs = []
+        for model, opt in zip((fast, plain), opts):       # training mode: the same dropout masks
+            torch.manual_seed(step)
+            opt.zero_grad()
+            outs.append(model.logits(x, lengths))
+            outs[-1].sum().backward()
+        torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-4)
+        for (name, a), b in zip(fast.named_parameters(), plain.parameters()):
+            # biases in front of a BatchNorm have a true gradient of 0: rounding noise on both sides
+            scale = 1 + b.grad.abs().max().item()
+            assert torch.allclose(a.grad, b.grad, atol=1e-4 * scale, rtol=1e-3), (step, name)
+        for opt in opts:
+            opt.step()
+    for (name, a), b in zip(fast.named_buffers(), plain.buffers()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5, rtol=1e-4), name
+    fast.eval(), plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x, lengths), plain(x, lengths), atol=1e-5, rtol=1e-4)
+
+
+def test_frame_batchnorm_is_batchnorm():
+    """Training statistics (biased for the output, unbiased for running_var), momentum None
+    (a cumulative average), gradients of input, weight and bias."""
+    from rsnet.model.frame_layers import FrameBatchNorm2d
+
+    torch.manual_seed(0)
+    for momentum in (0.1, None):
+        fast, plain = FrameBatchNorm2d(4, momentum=momentum), torch.nn.BatchNorm2d(4, momentum=momentum)
+        with torch.no_grad():
+            fast.weight.uniform_(0.5, 1.5)
+            fast.bias.uniform_(-1, 1)
+        plain.load_state_dict(fast.state_dict())
+        for _ in range(3):
+            x = (torch.randn(6, 4, 10, 10) * 3 + 5).requires_grad_()   # far from zero mean
+            g = torch.randn(6, 4, 10, 10)
+            grads = []
+            for bn in (fast, plain):
+                x.grad = None
+                bn.zero_grad()
+                y = bn(x)
+                y.backward(g)
+                grads.append((y, x.grad, bn.weight.grad, bn.bias.grad))
+            for a, b in zip(*grads):
+                torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(fast.running_mean, plain.running_mean)
+        torch.testing.assert_close(fast.running_var, plain.running_var)
+        assert fast.num_batches_tracked == plain.num_batches_tracked == 3
+
+
+@pytest.mark.parametrize("size", [(48, 48), (24, 24), (7, 9)])
+def test_avgpool2x2_is_avgpool2d(size):
+    from rsnet.model.frame_layers import AvgPool2x2
+
+    x = torch.randn(5, 4, *size, requires_grad=True)
+    g = torch.randn(5, 4, size[0] // 2, size[1] // 2)
+    y = AvgPool2x2()(x)
+    (gx,) = torch.autograd.grad(y, x, g)
+    y_ref = torch.nn.functional.avg_pool2d(x, 2)
+    (gx_ref,) = torch.autograd.grad(y_ref, x, g)
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(gx, gx_ref)
+
+
+def test_convlstm_follows_the_equations_and_stops_at_each_length():
+    """Shi et al.'s ConvLSTM written out gate by gate (i, f, o, g), run on each video alone for
+    its own length, against the batched module on a right-padded batch: states and gradients."""
+    from torch.nn.functional import conv2d
+
+    from rsnet.model.blocks import ConvLSTM
+
+    torch.manual_seed(0)
+    lstm = ConvLSTM(6, 8, forget_bias=1.0).double()
+    w, b = lstm.cell.conv.weight, lstm.cell.conv.bias
+    x = torch.randn(3, 6, 6, 5, 5, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([6, 2, 4])
+    refs = []
+    for v, n in enumerate(lengths.tolist()):
+        h = c = torch.zeros(1, 8, 5, 5, dtype=torch.float64)
+        for t in range(n):
+            z = conv2d(torch.cat([x[v:v + 1, t], h], 1), w, b, padding=1)
+            i, f, o, g = z[:, :8].sigmoid(), z[:, 8:16].sigmoid(), z[:, 16:24].sigmoid(), z[:, 24:].tanh()
+            c = f * c + i * g
+            h = o * c.tanh()
+        refs.append(h[0])
+    ref = torch.stack(refs)
+    out = lstm(x, lengths)
+    torch.testing.assert_close(out, ref)
+    weights = torch.randn_like(ref)
+    grads = torch.autograd.grad((out * weights).sum(), (x, w, b))
+    grads_ref = torch.autograd.grad((ref * weights).sum(), (x, w, b))
+    for a, r in zip(grads, grads_ref):
+        torch.testing.assert_close(a, r)
+    assert torch.count_nonzero(grads[0][1, 2:]) == 0      # padding after a video's end gets no gradient

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .frame_layers import AvgPool2x2, FrameBatchNorm2d, FrameConv2d
+
 
 def frame_differences(frames: torch.Tensor) -> torch.Tensor:
     """x_t - x_{t-1} for every t, and exactly zero at t = 0 (the first frame has no predecessor).
@@ -20,19 +22,6 @@ def frame_differences(frames: torch.Tensor) -> torch.Tensor:
     """
     prev = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)  # (B, T, C, H, W)
     return frames - prev
-
-
-class FrameConv2d(nn.Conv2d):
-    """nn.Conv2d (same parameters, same state_dict) that runs in channels-last layout on CPU.
-
-    The per-frame convolutions see hundreds of frames with 3-6 channels at 48x48; oneDNN's
-    channels-last kernels are 2-4x faster there than its NCHW ones, conversion in and out
-    included (measured in bench/train.py), and BatchNorm stays in NCHW, where it is fast."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu":
-            return super().forward(x)
-        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
 
 class TemporalSmileAttention(nn.Module):
@@ -55,28 +44,30 @@ class TemporalSmileAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, diff: torch.Tensor) -> torch.Tensor:
         # x, diff: (N, C, H, W) real frames and their temporal differences
-        return self.conv(diff) * x + x  # (N, C, H, W)
+        return torch.addcmul(x, self.conv(diff), x)  # C(diff) * x + x, one pass: (N, C, H, W)
 
 
 class ConvBNReLU(nn.Sequential):
     """Conv2d -> BatchNorm2d -> ReLU (the authors' `Convbn`)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, padding: int = 0, conv: type[nn.Conv2d] = nn.Conv2d):
-        super().__init__(conv(cin, cout, kernel, padding=padding), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    def __init__(self, cin: int, cout: int, kernel: int, padding: int = 0, conv: type[nn.Conv2d] = nn.Conv2d,
+                 bn: type[nn.BatchNorm2d] = nn.BatchNorm2d):
+        super().__init__(conv(cin, cout, kernel, padding=padding), bn(cout), nn.ReLU(inplace=True))
 
 
 class FacePatternNet(nn.Sequential):
     """FPN (Sec. 3.2): BN on the input; Conv3x3->4 +BN+ReLU, AvgPool 2; Conv3x3->6 +BN+ReLU,
-    AvgPool 2; Dropout2d(0.2).  (N, C, R, R) -> (N, 6, R/4, R/4)."""
+    AvgPool 2; Dropout2d(0.2).  (N, C, R, R) -> (N, 6, R/4, R/4).
+    Its layers are the CPU-fast drop-ins of `frame_layers` (same parameters and results)."""
 
     out_channels = 6
 
     def __init__(self, in_channels: int = 3):
+        fast = {"conv": FrameConv2d, "bn": FrameBatchNorm2d}
         super().__init__(
-            nn.BatchNorm2d(in_channels),
-            ConvBNReLU(in_channels, 4, 3, padding=1, conv=FrameConv2d), nn.AvgPool2d(2),
-            ConvBNReLU(4, 6, 3, padding=1, conv=FrameConv2d), nn.AvgPool2d(2),
+            FrameBatchNorm2d(in_channels),
+            ConvBNReLU(in_channels, 4, 3, padding=1, **fast), AvgPool2x2(),
+            ConvBNReLU(4, 6, 3, padding=1, **fast), AvgPool2x2(),
             nn.Dropout2d(0.2),
         )
 
@@ -99,9 +90,12 @@ class ConvLSTMCell(nn.Module):
 
     def forward(self, e: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         h, c = state  # (B, hidden, H, W) each
-        i, f, o, g = torch.split(self.conv(torch.cat([e, h], dim=1)), self.hidden, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+        z = self.conv(torch.cat([e, h], dim=1))                         # (B, 4 * hidden, H, W)
+        # gates in the order i, f, o, g; one sigmoid for the three sigmoid gates
+        i, f, o = torch.sigmoid(z[:, :3 * self.hidden]).chunk(3, dim=1)
+        g = torch.tanh(z[:, 3 * self.hidden:])
+        c = torch.addcmul(f * c, i, g)                                  # f * c + i * g
+        h = o * torch.tanh(c)
         return h, c
 
 
@@ -118,12 +112,12 @@ class ConvLSTM(nn.Module):
         B, _, _, H, W = x.shape              # (B, T, C, H, W)
         h = x.new_zeros(B, self.out_channels, H, W)
         c = torch.zeros_like(h)
-        last = torch.zeros_like(h)
-        ends = (lengths.to(x.device) - 1).view(B, 1, 1, 1)
-        for t, x_t in enumerate(x.unbind(1)):   # unbind: one backward for all steps
+        states = []
+        for x_t in x.unbind(1):              # unbind: one backward for all steps
             h, c = self.cell(x_t, (h, c))
-            last = torch.where(ends == t, h, last)  # frames after a video's end never reach it
-        return last
+            states.append(h)
+        # video b's state after its own last real frame: frames after its end never reach it
+        return torch.stack([states[t][b] for b, t in enumerate((lengths - 1).tolist())])
 
 
 class RecurrentOverFlatFeatures(nn.Module):
