@@ -82,15 +82,12 @@ def plain_convs(model: nn.Module) -> nn.Module:
 
 
 def authors_layers(model: nn.Module) -> nn.Module:
-    """The authors' FPN layers on the same weights: plain nn.Conv2d and nn.BatchNorm2d,
-    nn.AvgPool2d(2) where ours sums pairs, and their extra nn.AvgPool2d(1, 1) before the dropout."""
-    from rsnet.model.frame_layers import AvgPool2x2, FrameBatchNorm2d
+    """The authors' FPN layers on the same weights: the plain nn layers in place of our frame
+    layers, and their extra nn.AvgPool2d(1, 1) before the dropout."""
+    from rsnet.model.frame_layers import plain_layers
 
-    plain_convs(model)
-    for m in model.modules():
-        if isinstance(m, FrameBatchNorm2d):
-            m.__class__ = nn.BatchNorm2d
-    layers = [nn.AvgPool2d(2) if isinstance(m, AvgPool2x2) else m for m in model.encoder]
+    plain_layers(model)
+    layers = list(model.encoder)
     model.encoder = nn.Sequential(*layers[:-1], nn.AvgPool2d(1, 1), layers[-1])
     return model
 

@@ -97,3 +97,17 @@ class AvgPool2x2(nn.Module):
             return F.avg_pool2d(x, 2)
         rows = x.reshape(N, C, H // 2, 2, W).sum(3)                          # (N, C, H/2, W)
         return rows.reshape(N, C, H // 2, W // 2, 2).sum(4).mul_(0.25)       # (N, C, H/2, W/2)
+
+
+def plain_layers(model: nn.Module) -> nn.Module:
+    """The same model, in place, with the plain nn layers instead of these (same weights and
+    buffers): for comparing against them in tests and benchmarks."""
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, AvgPool2x2):
+                setattr(module, name, nn.AvgPool2d(2))
+        if isinstance(module, FrameConv2d):
+            module.__class__ = nn.Conv2d
+        elif isinstance(module, FrameBatchNorm2d):
+            module.__class__ = nn.BatchNorm2d
+    return model
