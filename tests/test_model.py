@@ -72,9 +72,13 @@ def test_batchnorm_sees_only_real_frames_in_training():
 
 def test_tsa_first_frame_has_zero_difference_and_identity_init():
     x = clips(2, 4, 3, 8, seed=4)
-    d = frame_differences(x)
-    assert torch.equal(d[:, 0], torch.zeros_like(d[:, 0]))
-    torch.testing.assert_close(d[:, 2], x[:, 2] - x[:, 1])
+    lengths = torch.tensor([4, 3])
+    packed = torch.cat([x[0], x[1, :3]])                   # the real frames, video after video
+    d = frame_differences(packed, lengths)
+    assert torch.equal(d[0], torch.zeros_like(d[0])) and torch.equal(d[4], torch.zeros_like(d[4]))
+    torch.testing.assert_close(d[2], x[0, 2] - x[0, 1])
+    torch.testing.assert_close(d[6], x[1, 2] - x[1, 1])
+    d = frame_differences(x.flatten(0, 1), torch.tensor([4, 4])).view(x.shape)
     tsa = TemporalSmileAttention(3)
     flat, dflat = x.flatten(0, 1), d.flatten(0, 1)
     # identity C at init: x' = (x_t - x_{t-1}) * x_t + x_t; first frame unchanged
@@ -196,15 +200,18 @@ def test_avgpool2x2_is_avgpool2d(size):
     torch.testing.assert_close(gx, gx_ref)
 
 
-def test_convlstm_follows_the_equations_and_stops_at_each_length():
+@pytest.mark.parametrize("by_hand", [True, False], ids=["hand-written-bptt", "autograd-loop"])
+def test_convlstm_follows_the_equations_and_stops_at_each_length(by_hand):
     """Shi et al.'s ConvLSTM written out gate by gate (i, f, o, g), run on each video alone for
-    its own length, against the batched module on a right-padded batch: states and gradients."""
+    its own length, against the batched module on a right-padded batch: states and gradients,
+    for the CPU training path (hand-written backward) and the reference loop under autograd."""
     from torch.nn.functional import conv2d
 
     from rsnet.model.blocks import ConvLSTM
 
     torch.manual_seed(0)
     lstm = ConvLSTM(6, 8, forget_bias=1.0).double()
+    lstm.bptt_by_hand = by_hand
     w, b = lstm.cell.conv.weight, lstm.cell.conv.bias
     x = torch.randn(3, 6, 6, 5, 5, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([6, 2, 4])
@@ -219,6 +226,7 @@ def test_convlstm_follows_the_equations_and_stops_at_each_length():
         refs.append(h[0])
     ref = torch.stack(refs)
     out = lstm(x, lengths)
+    assert ("_ConvLSTMSequence" in type(out.grad_fn).__name__) == by_hand
     torch.testing.assert_close(out, ref)
     weights = torch.randn_like(ref)
     grads = torch.autograd.grad((out * weights).sum(), (x, w, b))
@@ -226,3 +234,22 @@ def test_convlstm_follows_the_equations_and_stops_at_each_length():
     for a, r in zip(grads, grads_ref):
         torch.testing.assert_close(a, r)
     assert torch.count_nonzero(grads[0][1, 2:]) == 0      # padding after a video's end gets no gradient
+
+
+def test_convlstm_hand_written_backward_passes_gradcheck():
+    """Finite differences against the hand-written backward through time, for the input, the
+    weights and the bias, with videos of different lengths in one padded batch (float64)."""
+    from rsnet.model.convlstm_bptt import convlstm_sequence
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3 + 2, 4 * 2, 3, padding=1).double()
+    x = torch.randn(3, 4, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([2, 4, 1])
+
+    def run(x, weight, bias):
+        conv.weight, conv.bias = weight, bias
+        return convlstm_sequence(x, lengths, conv)
+
+    weight = torch.nn.Parameter(conv.weight.detach().clone())
+    bias = torch.nn.Parameter(conv.bias.detach().clone())
+    assert torch.autograd.gradcheck(run, (x, weight, bias))

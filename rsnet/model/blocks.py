@@ -10,18 +10,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .convlstm_bptt import convlstm_sequence
 from .frame_layers import AvgPool2x2, FrameBatchNorm2d, FrameConv2d
 
 
-def frame_differences(frames: torch.Tensor) -> torch.Tensor:
-    """x_t - x_{t-1} for every t, and exactly zero at t = 0 (the first frame has no predecessor).
+def frame_differences(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """x_t - x_{t-1} for every real frame, and exactly zero at each video's first frame (it has
+    no predecessor; the authors' left-padded code differenced it against padding).
 
-    frames: (B, T, C, H, W) -> (B, T, C, H, W). Padding sits after each video's last real
-    frame, so a video's first frame is always at t = 0 and its difference is zero, also inside
-    a padded batch (the authors' left-padded code differenced the first frame against padding).
+    frames: (N, C, H, W), the real frames of a batch video after video, each in time order
+    (`frames[mask]` of a right-padded batch); lengths (B,) sums to N. -> (N, C, H, W).
     """
-    prev = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)  # (B, T, C, H, W)
-    return frames - prev
+    diff = torch.empty_like(frames)
+    torch.sub(frames[1:], frames[:-1], out=diff[1:])              # (N - 1, C, H, W)
+    diff[torch.cumsum(lengths, 0) - lengths] = 0                  # each video's first frame
+    return diff
 
 
 class TemporalSmileAttention(nn.Module):
@@ -101,7 +104,12 @@ class ConvLSTMCell(nn.Module):
 
 class ConvLSTM(nn.Module):
     """Runs a ConvLSTMCell over a right-padded sequence and returns, for every video, the
-    hidden state after its own last real frame.  (B, T, C, H, W), (B,) -> (B, hidden, H, W)."""
+    hidden state after its own last real frame.  (B, T, C, H, W), (B,) -> (B, hidden, H, W).
+
+    Training on CPU runs the same recurrence with a hand-written backward (`convlstm_bptt`,
+    the same results up to float rounding); `bptt_by_hand = False` keeps this loop throughout."""
+
+    bptt_by_hand = True
 
     def __init__(self, in_channels: int, hidden: int, forget_bias: float | None = None):
         super().__init__()
@@ -109,6 +117,8 @@ class ConvLSTM(nn.Module):
         self.cell = ConvLSTMCell(in_channels, hidden, forget_bias)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.bptt_by_hand and torch.is_grad_enabled() and x.device.type == "cpu":
+            return convlstm_sequence(x, lengths, self.cell.conv)
         B, _, _, H, W = x.shape              # (B, T, C, H, W)
         h = x.new_zeros(B, self.out_channels, H, W)
         c = torch.zeros_like(h)

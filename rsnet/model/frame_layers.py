@@ -101,7 +101,8 @@ class AvgPool2x2(nn.Module):
 
 def plain_layers(model: nn.Module) -> nn.Module:
     """The same model, in place, with the plain nn layers instead of these (same weights and
-    buffers): for comparing against them in tests and benchmarks."""
+    buffers) and the ConvLSTM's reference loop under autograd instead of its hand-written
+    backward: for comparing against them in tests and benchmarks."""
     for module in list(model.modules()):
         for name, child in module.named_children():
             if isinstance(child, AvgPool2x2):
@@ -110,4 +111,6 @@ def plain_layers(model: nn.Module) -> nn.Module:
             module.__class__ = nn.Conv2d
         elif isinstance(module, FrameBatchNorm2d):
             module.__class__ = nn.BatchNorm2d
+        elif hasattr(module, "bptt_by_hand"):                # blocks.ConvLSTM
+            module.bptt_by_hand = False
     return model

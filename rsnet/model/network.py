@@ -35,9 +35,9 @@ class SmileNet(nn.Module):
         """TSA + encoder on the real frames only, scattered back: (B, T, C, H, W) -> (B, T, C', S, S)."""
         B, T = frames.shape[:2]
         mask = lengths_mask(lengths.to(frames.device), T)      # (B, T)
-        x = frames[mask]                                         # (N, C, H, W)
+        x = frames[mask]                                         # (N, C, H, W), video after video
         if self.tsa is not None:
-            x = self.tsa(x, frame_differences(frames)[mask])     # (N, C, H, W)
+            x = self.tsa(x, frame_differences(x, lengths.to(x.device)))  # (N, C, H, W)
         feats = self.encoder(x)                                  # (N, C', S, S)
         out = feats.new_zeros((B, T) + feats.shape[1:])          # (B, T, C', S, S)
         out[mask] = feats
