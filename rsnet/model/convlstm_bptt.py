@@ -4,8 +4,9 @@ Shi et al. 2015), with backpropagation through time written out by hand.
 Autograd would record about 25 small operations per time step and compute each step's weight
 gradient on its own. Here the forward keeps what the backward needs (each step's conv input
 concat(e_t, h_{t-1}), the gates after their nonlinearities, c_t and tanh(c_t)); the backward
-walks the steps in reverse computing only each step's input gradient, then the weight and bias
-gradients of all steps in one convolution over every (step, video) pair. Videos are sorted by
+walks the steps in reverse computing only each step's input gradient (a forward convolution with
+the kernel flipped), then the weight and bias gradients of all steps in one call over every
+(step, video) pair. Videos are sorted by
 length so that the ones still running at step t are a prefix of the batch: steps after a
 video's end are not computed at all (in a length-bucketed batch they are few; in the reference
 loop they run and are discarded). tests/test_model.py checks outputs and gradients against the
@@ -20,9 +21,11 @@ from torch.autograd.function import once_differentiable
 _conv_backward = torch.ops.aten.convolution_backward
 
 
-def _grads_of_conv(dz, u, weight, padding, mask):
-    """(input, weight, bias) gradients of conv2d(u, weight, bias, stride 1, padding), as asked by mask."""
-    return _conv_backward(dz, u, weight, [weight.shape[0]], [1, 1], list(padding), [1, 1], False, [0, 0], 1, mask)
+def _weight_and_bias_grads(dz, u, weight, padding):
+    """Weight and bias gradients of conv2d(u, weight, bias, stride 1, padding) for output gradient dz."""
+    _, dw, db = _conv_backward(dz, u, weight, [weight.shape[0]], [1, 1], list(padding), [1, 1], False, [0, 0], 1,
+                               [False, True, True])
+    return dw, db
 
 
 class _ConvLSTMSequence(torch.autograd.Function):
@@ -74,6 +77,10 @@ class _ConvLSTMSequence(torch.autograd.Function):
         dc = torch.zeros_like(dh)                            # dL/dc_t
         DZ = grad_out.new_zeros(T, B, 4 * hid, H, W)         # dL/d(gate pre-activations)
         dxs = grad_out.new_zeros(B, T, C, H, W)              # padding gets exactly zero
+        # a stride-1 convolution's input gradient is the convolution of the output gradient with the
+        # kernel flipped and its in/out channels swapped (as a forward conv it runs faster here)
+        weight_t = weight.flip(2, 3).transpose(0, 1).contiguous()   # (C + hid, 4 * hid, kh, kw)
+        padding_t = [weight.shape[2] - 1 - padding[0], weight.shape[3] - 1 - padding[1]]
         for t in range(T - 1, -1, -1):
             k, k_next = active[t], active[t + 1]
             dh[k_next:k] = grad_last[k_next:k]               # videos whose last step is t
@@ -94,10 +101,10 @@ class _ConvLSTMSequence(torch.autograd.Function):
             dzg.mul_(1 - gg * gg)                            # tanh'
             if t == 0 and not ctx.needs_input_grad[0]:
                 break
-            du = _grads_of_conv(dz, U[t, :k], weight, padding, [True, False, False])[0]  # (k, C + hid, H, W)
+            du = torch.conv2d(dz, weight_t, None, 1, padding_t)  # dL/du_t, (k, C + hid, H, W)
             dxs[:k, t] = du[:, :C]
             dh[:k] = du[:, C:]                               # dL/dh_{t-1}
-        _, dw, db = _grads_of_conv(DZ.flatten(0, 1), U.flatten(0, 1), weight, padding, [False, True, True])
+        dw, db = _weight_and_bias_grads(DZ.flatten(0, 1), U.flatten(0, 1), weight, padding)
         dx = None
         if ctx.needs_input_grad[0]:
             dx = torch.empty_like(dxs)
