@@ -253,3 +253,29 @@ def test_convlstm_hand_written_backward_passes_gradcheck():
     weight = torch.nn.Parameter(conv.weight.detach().clone())
     bias = torch.nn.Parameter(conv.bias.detach().clone())
     assert torch.autograd.gradcheck(run, (x, weight, bias))
+
+
+def test_convlstm_hand_written_path_never_reads_the_padding():
+    """Frames after a video's end do not enter its steps: NaN there changes nothing, and the
+    gradients equal those of the reference loop on zero padding."""
+    from rsnet.model.blocks import ConvLSTM
+
+    torch.manual_seed(0)
+    lstm = ConvLSTM(6, 8)
+    x = torch.randn(4, 5, 6, 6, 6)
+    lengths = torch.tensor([5, 2, 4, 1])
+    for v, n in enumerate(lengths.tolist()):
+        x[v, n:] = 0.0
+    x_nan = x.clone()
+    for v, n in enumerate(lengths.tolist()):
+        x_nan[v, n:] = float("nan")
+    weights = torch.randn(4, 8, 6, 6)
+    results = []
+    for by_hand, inputs in ((False, x), (True, x_nan)):
+        lstm.bptt_by_hand = by_hand
+        inputs = inputs.clone().requires_grad_()
+        out = lstm(inputs, lengths)
+        results.append((out, *torch.autograd.grad((out * weights).sum(), (inputs, *lstm.parameters()))))
+    for a, b in zip(*results):
+        assert torch.isfinite(b).all()
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)

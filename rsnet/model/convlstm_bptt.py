@@ -40,14 +40,19 @@ class _ConvLSTMSequence(torch.autograd.Function):
         sorted_lengths = lengths[order].tolist()
         active = [sum(n > t for n in sorted_lengths) for t in range(T + 1)]  # videos running at step t
         xs = x[order]                                        # (B, T, C, H, W), longest first
-        U = x.new_zeros(T, B, C + hid, H, W)                 # conv inputs concat(e_t, h_{t-1})
-        G = x.new_zeros(T, B, 4 * hid, H, W)                 # gates i, f, o, g after activation
-        Cs = x.new_zeros(T + 1, B, hid, H, W)                # c_{t-1} at [t]; c_{-1} = 0
-        TC = x.new_zeros(T, B, hid, H, W)                    # tanh(c_t)
+        # what the backward needs, for the running videos (rows :active[t]) of each step t
+        U = x.new_empty(T, B, C + hid, H, W)                 # conv inputs concat(e_t, h_{t-1})
+        G = x.new_empty(T, B, 4 * hid, H, W)                 # gates i, f, o, g after activation
+        Cs = x.new_empty(T + 1, B, hid, H, W)                # c_{t-1} at [t]
+        TC = x.new_empty(T, B, hid, H, W)                    # tanh(c_t)
+        U[0, :, C:] = 0                                      # h_{-1} = 0
+        Cs[0] = 0                                            # c_{-1} = 0
         last_h = x.new_zeros(B, hid, H, W)
         for t in range(T):
             k, k_next = active[t], active[t + 1]
             U[t, :k, :C] = xs[:k, t]
+            if k < B:
+                U[t, k:] = 0                                 # ended videos: zero (the weight gradient reads all rows)
             z = torch.conv2d(U[t, :k], weight, bias, 1, padding)        # (k, 4 * hid, H, W)
             g = G[t, :k]
             torch.sigmoid(z[:, :3 * hid], out=g[:, :3 * hid])
@@ -58,7 +63,8 @@ class _ConvLSTMSequence(torch.autograd.Function):
             h = o * TC[t, :k]                                           # h_t = o * tanh(c_t)
             if t + 1 < T:
                 U[t + 1, :k_next, C:] = h[:k_next]
-            last_h[k_next:k] = h[k_next:]                               # videos whose last step is t
+            if k_next < k:
+                last_h[k_next:k] = h[k_next:]                           # videos whose last step is t
         out = torch.empty_like(last_h)
         out[order] = last_h
         ctx.save_for_backward(U, G, Cs, TC, order, weight)
@@ -75,7 +81,7 @@ class _ConvLSTMSequence(torch.autograd.Function):
         grad_last = grad_out[order]
         dh = grad_out.new_zeros(B, hid, H, W)                # dL/dh_t of the running videos
         dc = torch.zeros_like(dh)                            # dL/dc_t
-        DZ = grad_out.new_zeros(T, B, 4 * hid, H, W)         # dL/d(gate pre-activations)
+        DZ = grad_out.new_empty(T, B, 4 * hid, H, W)         # dL/d(gate pre-activations), 0 once ended
         dxs = grad_out.new_zeros(B, T, C, H, W)              # padding gets exactly zero
         # a stride-1 convolution's input gradient is the convolution of the output gradient with the
         # kernel flipped and its in/out channels swapped (as a forward conv it runs faster here)
@@ -83,7 +89,10 @@ class _ConvLSTMSequence(torch.autograd.Function):
         padding_t = [weight.shape[2] - 1 - padding[0], weight.shape[3] - 1 - padding[1]]
         for t in range(T - 1, -1, -1):
             k, k_next = active[t], active[t + 1]
-            dh[k_next:k] = grad_last[k_next:k]               # videos whose last step is t
+            if k_next < k:
+                dh[k_next:k] = grad_last[k_next:k]           # videos whose last step is t
+            if k < B:
+                DZ[t, k:] = 0
             dh_t, dc_t = dh[:k], dc[:k]
             g = G[t, :k]
             i, f, o, gg = g.split(hid, 1)
