@@ -133,6 +133,10 @@ def test_fast_frame_layers_match_plain_ones():
     assert not any(isinstance(m, (FrameConv2d, FrameBatchNorm2d, AvgPool2x2)) for m in plain.modules())
     plain.load_state_dict(fast.state_dict())
     assert list(fast.state_dict()) == list(plain.state_dict())
+    # the frames reach the TSA and the input BN channels-last, the first conv's output is NCHW
+    seen = {}
+    for name in ("tsa", "encoder.0", "encoder.1.1"):
+        fast.get_submodule(name).register_forward_pre_hook(lambda m, a, name=name: seen.__setitem__(name, a[0]))
     opts = [torch.optim.SGD(m.parameters(), lr=1e-3) for m in (fast, plain)]
     for step in range(3):
         x = torch.rand(3, 7, 3, 48, 48, generator=torch.Generator().manual_seed(step))
@@ -144,6 +148,8 @@ def test_fast_frame_layers_match_plain_ones():
             outs.append(model.logits(x, lengths))
             outs[-1].sum().backward()
         torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-4)
+        assert not seen["tsa"].is_contiguous() and seen["tsa"].is_contiguous(memory_format=torch.channels_last)
+        assert not seen["encoder.0"].is_contiguous() and seen["encoder.1.1"].is_contiguous()
         for (name, a), b in zip(fast.named_parameters(), plain.parameters()):
             # biases in front of a BatchNorm have a true gradient of 0: rounding noise on both sides
             scale = 1 + b.grad.abs().max().item()
@@ -157,9 +163,11 @@ def test_fast_frame_layers_match_plain_ones():
         torch.testing.assert_close(fast(x, lengths), plain(x, lengths), atol=1e-5, rtol=1e-4)
 
 
-def test_frame_batchnorm_is_batchnorm():
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_frame_batchnorm_is_batchnorm(layout):
     """Training statistics (biased for the output, unbiased for running_var), momentum None
-    (a cumulative average), gradients of input, weight and bias."""
+    (a cumulative average), gradients of input, weight and bias; NCHW and channels-last input
+    (the output keeps the layout)."""
     from rsnet.model.frame_layers import FrameBatchNorm2d
 
     torch.manual_seed(0)
@@ -170,8 +178,8 @@ def test_frame_batchnorm_is_batchnorm():
             fast.bias.uniform_(-1, 1)
         plain.load_state_dict(fast.state_dict())
         for _ in range(3):
-            x = (torch.randn(6, 4, 10, 10) * 3 + 5).requires_grad_()   # far from zero mean
-            g = torch.randn(6, 4, 10, 10)
+            x = (torch.randn(6, 4, 10, 12) * 3 + 5).contiguous(memory_format=layout).requires_grad_()  # mean far from 0
+            g = torch.randn(6, 4, 10, 12)
             grads = []
             for bn in (fast, plain):
                 x.grad = None
@@ -179,11 +187,34 @@ def test_frame_batchnorm_is_batchnorm():
                 y = bn(x)
                 y.backward(g)
                 grads.append((y, x.grad, bn.weight.grad, bn.bias.grad))
+            assert grads[0][0].is_contiguous(memory_format=layout)
             for a, b in zip(*grads):
                 torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(fast.running_mean, plain.running_mean)
         torch.testing.assert_close(fast.running_var, plain.running_var)
         assert fast.num_batches_tracked == plain.num_batches_tracked == 3
+
+
+def test_frame_conv_layouts():
+    """FrameConv2d is nn.Conv2d's result; NCHW out, except a channels-last input with
+    keep_channels_last; gradients of the input in either case."""
+    from rsnet.model.frame_layers import FrameConv2d
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 3, 12, 10)
+    for keep in (False, True):
+        conv = FrameConv2d(3, 4, 3, padding=1, keep_channels_last=keep)
+        for layout in (torch.contiguous_format, torch.channels_last):
+            xi = x.contiguous(memory_format=layout).requires_grad_()
+            y = conv(xi)
+            xr = x.clone().requires_grad_()
+            ref = torch.nn.functional.conv2d(xr, conv.weight, conv.bias, padding=1)
+            torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-4)
+            stays = keep and layout == torch.channels_last
+            assert y.is_contiguous(memory_format=torch.channels_last if stays else torch.contiguous_format)
+            (gx,) = torch.autograd.grad(y.square().sum(), xi)
+            (gref,) = torch.autograd.grad(ref.square().sum(), xr)
+            torch.testing.assert_close(gx, gref, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("size", [(48, 48), (24, 24), (7, 9)])

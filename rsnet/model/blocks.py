@@ -38,7 +38,7 @@ class TemporalSmileAttention(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.conv = FrameConv2d(channels, channels, 3, padding=1)
+        self.conv = FrameConv2d(channels, channels, 3, padding=1, keep_channels_last=True)
         with torch.no_grad():
             self.conv.weight.zero_()
             for c in range(channels):
@@ -64,6 +64,10 @@ class FacePatternNet(nn.Sequential):
     Its layers are the CPU-fast drop-ins of `frame_layers` (same parameters and results)."""
 
     out_channels = 6
+    # On CPU the frames come in channels-last (converted once, `SmileNet.encode_frames`): the TSA,
+    # the input BN and the first conv then run without converting back and forth; from the first
+    # conv's output on it is NCHW.
+    channels_last_input = True
 
     def __init__(self, in_channels: int = 3):
         fast = {"conv": FrameConv2d, "bn": FrameBatchNorm2d}

@@ -18,30 +18,74 @@ class FrameConv2d(nn.Conv2d):
     """nn.Conv2d that runs in channels-last layout on CPU.
 
     oneDNN's channels-last kernels are 2-4x faster here than its NCHW ones, conversion in and
-    out included; the layers around it stay in NCHW, where they are fast."""
+    out included. The output is NCHW, where the layers around it are fast; with
+    `keep_channels_last` a channels-last input gives a channels-last output (the TSA's conv,
+    whose output meets the channels-last frames)."""
+
+    def __init__(self, *args, keep_channels_last: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.keep_channels_last = keep_channels_last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu":
             return super().forward(x)
-        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        keep = self.keep_channels_last and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        y = super().forward(x.contiguous(memory_format=torch.channels_last))
+        return y if keep else y.contiguous()
+
+
+class _PerChannel:
+    """Per-channel sums and broadcasts over the storage of an (N, C, H, W) tensor, NCHW or
+    channels-last. NCHW is read as (N, C, H*W) rows; channels-last as (N*H, W*C) rows whose
+    columns cycle through the channels, so a per-channel vector is repeated W times along a row
+    (a broadcast along a long contiguous row instead of one along a dimension of size C)."""
+
+    def __init__(self, x: torch.Tensor):
+        N, C, H, W = x.shape
+        self.shape = (N, C, H, W)
+        self.channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        self.format = torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def rows(self, t: torch.Tensor) -> torch.Tensor:
+        N, C, H, W = self.shape
+        t = t.contiguous(memory_format=self.format)
+        return t.permute(0, 2, 3, 1).reshape(N * H, W * C) if self.channels_last else t.view(N, C, H * W)
+
+    def unrows(self, r: torch.Tensor) -> torch.Tensor:
+        N, C, H, W = self.shape
+        return r.view(N, H, W, C).permute(0, 3, 1, 2) if self.channels_last else r.view(N, C, H, W)
+
+    def sum(self, r: torch.Tensor) -> torch.Tensor:                      # (C,)
+        C, W = self.shape[1], self.shape[3]
+        return r.sum(0).view(W, C).sum(0) if self.channels_last else r.sum(2).sum(0)
+
+    def dot(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:     # (C,) sums of a * b
+        C, W = self.shape[1], self.shape[3]
+        return (a * b).sum(0).view(W, C).sum(0) if self.channels_last else torch.linalg.vecdot(a, b).sum(0)
+
+    def expand(self, v: torch.Tensor) -> torch.Tensor:                   # (C,) -> broadcasts over rows
+        return v.repeat(self.shape[3]) if self.channels_last else v.view(1, -1, 1)
 
 
 class _BatchNormTraining(torch.autograd.Function):
-    """Training-mode batch norm of (N, C, H, W): y = (x - mean) / sqrt(var + eps) * w + b with the
-    batch's mean and biased variance per channel (two passes: mean, then the centred squares).
+    """Training-mode batch norm of (N, C, H, W), NCHW or channels-last (the output keeps the
+    layout): y = (x - mean) / sqrt(var + eps) * w + b with the batch's mean and biased variance
+    per channel (two passes: mean, then the centred squares).
     Returns (y, mean, var); mean and var only feed the running statistics."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps: float):
-        N, C, H, W = x.shape
-        n = N * H * W
-        mean = x.view(N, C, H * W).sum(2).sum(0) / n                       # (C,)
-        xc = x - mean.view(1, C, 1, 1)                                     # (N, C, H, W)
-        flat = xc.view(N, C, H * W)
-        var = torch.linalg.vecdot(flat, flat).sum(0) / n                   # (C,)
+        per = _PerChannel(x)
+        n = x.numel() // x.shape[1]
+        rows = per.rows(x)
+        mean = per.sum(rows) / n                                           # (C,)
+        xc = rows - per.expand(mean)                                       # x - mean, as rows
+        var = per.dot(xc, xc) / n                                          # (C,)
         invstd = torch.rsqrt(var + eps)
-        y = torch.addcmul(bias.view(1, C, 1, 1), xc, (weight * invstd).view(1, C, 1, 1))
+        y = torch.empty_like(x, memory_format=per.format)
+        torch.addcmul(per.expand(bias), xc, per.expand(weight * invstd), out=per.rows(y))
         ctx.save_for_backward(xc, invstd, weight)
+        ctx.per = per
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
@@ -49,17 +93,17 @@ class _BatchNormTraining(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g, _mean, _var):
         xc, invstd, weight = ctx.saved_tensors
-        N, C, H, W = xc.shape
-        n = N * H * W
-        g = g.contiguous()
-        dbias = g.view(N, C, H * W).sum(2).sum(0)                          # sum of g
-        dweight = torch.linalg.vecdot(g.view(N, C, H * W), xc.view(N, C, H * W)).sum(0) * invstd
+        per = ctx.per
+        n = xc.numel() // weight.shape[0]
+        g = per.rows(g)
+        dbias = per.sum(g)                                                 # sum of g
+        dweight = per.dot(g, xc) * invstd
         # dx = w * invstd * (g - dbias / n - xhat * dweight / n), xhat = xc * invstd
         a = weight * invstd
         b = -a * invstd * dweight / n
         c = -a * dbias / n
-        dx = torch.addcmul(c.view(1, C, 1, 1), xc, b.view(1, C, 1, 1)).addcmul_(g, a.view(1, C, 1, 1))
-        return dx, dweight, dbias, None
+        dx = torch.addcmul(per.expand(c), xc, per.expand(b)).addcmul_(g, per.expand(a))
+        return per.unrows(dx), dweight, dbias, None
 
 
 class FrameBatchNorm2d(nn.BatchNorm2d):
@@ -76,7 +120,7 @@ class FrameBatchNorm2d(nn.BatchNorm2d):
         n = x.numel() // x.shape[1]
         if n < 2:
             return super().forward(x)                  # the parent's error for a single value
-        y, mean, var = _BatchNormTraining.apply(x.contiguous(), self.weight, self.bias, self.eps)
+        y, mean, var = _BatchNormTraining.apply(x, self.weight, self.bias, self.eps)
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
             m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
