@@ -72,9 +72,11 @@ def authors_cell(cell, x, h, c):
 
 
 def plain_convs(model: nn.Module) -> nn.Module:
-    """Plain nn.Conv2d layers: undo our channels-last FrameConv2d (same weights)."""
+    """Plain NCHW nn.Conv2d layers: undo our channels-last FrameConv2d and channels-last frames
+    (same weights)."""
     from rsnet.model.frame_layers import FrameConv2d
 
+    model.encoder.channels_last_input = False
     for m in model.modules():
         if isinstance(m, FrameConv2d):
             m.__class__ = nn.Conv2d

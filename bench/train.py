@@ -12,7 +12,7 @@ model size (5,273 parameters):
   step    one forward+backward at equal batch (16 x 40 frames): our model against theirs
           (their layers: plain NCHW nn.Conv2d, nn.AvgPool2d, their ConvLSTM cell; ours run the
           per-frame convolutions channels-last, FrameConv2d, and our step is also timed with
-          plain convolutions)
+          NCHW frames and plain convolutions)
 Targets: epoch >= 5x faster, step >= 1.5x faster.
 The first run also prepares a 224x224 cache of the same frames and writes the authors' zip
 beside the caches (a minute or two for the small corpus).

@@ -3,14 +3,14 @@ Shi et al. 2015), with backpropagation through time written out by hand.
 
 Autograd would record about 25 small operations per time step and compute each step's weight
 gradient on its own. Here the forward keeps what the backward needs (each step's conv input
-concat(e_t, h_{t-1}), the gates after their nonlinearities, c_t and tanh(c_t)); the backward
+concat(e_t, h_{t-1}), the gates after their nonlinearities, c_{t-1} and tanh(c_t)); the backward
 walks the steps in reverse computing only each step's input gradient (a forward convolution with
 the kernel flipped), then the weight and bias gradients of all steps in one call over every
-(step, video) pair. Videos are sorted by
-length so that the ones still running at step t are a prefix of the batch: steps after a
-video's end are not computed at all (in a length-bucketed batch they are few; in the reference
-loop they run and are discarded). tests/test_model.py checks outputs and gradients against the
-reference loop, against the equations written out per video, and with gradcheck.
+(step, video) pair. Videos are sorted by length so that the ones still running at step t are a
+prefix of the batch: steps after a video's end are not computed at all (in a length-bucketed
+batch they are few; the reference loop runs them and discards them). tests/test_model.py checks
+outputs and gradients against the reference loop, against the equations written out per video,
+and with gradcheck.
 """
 from __future__ import annotations
 
