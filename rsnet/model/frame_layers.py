@@ -14,6 +14,11 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """x is stored channels-last and not also NCHW-contiguous (as with 1 channel or 1x1 maps)."""
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
 class FrameConv2d(nn.Conv2d):
     """nn.Conv2d that runs in channels-last layout on CPU.
 
@@ -29,7 +34,7 @@ class FrameConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu":
             return super().forward(x)
-        keep = self.keep_channels_last and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        keep = self.keep_channels_last and is_channels_last(x)
         y = super().forward(x.contiguous(memory_format=torch.channels_last))
         return y if keep else y.contiguous()
 
@@ -43,7 +48,7 @@ class _PerChannel:
     def __init__(self, x: torch.Tensor):
         N, C, H, W = x.shape
         self.shape = (N, C, H, W)
-        self.channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        self.channels_last = is_channels_last(x)
         self.format = torch.channels_last if self.channels_last else torch.contiguous_format
 
     def rows(self, t: torch.Tensor) -> torch.Tensor:

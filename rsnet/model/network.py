@@ -34,12 +34,13 @@ class SmileNet(nn.Module):
     def encode_frames(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """TSA + encoder on the real frames only, scattered back: (B, T, C, H, W) -> (B, T, C', S, S)."""
         B, T = frames.shape[:2]
-        mask = lengths_mask(lengths.to(frames.device), T)      # (B, T)
+        lengths = lengths.to(frames.device)
+        mask = lengths_mask(lengths, T)                          # (B, T)
         x = frames[mask]                                         # (N, C, H, W), video after video
         if x.device.type == "cpu" and getattr(self.encoder, "channels_last_input", False):
             x = x.contiguous(memory_format=torch.channels_last)  # same values, the encoder's layout
         if self.tsa is not None:
-            x = self.tsa(x, frame_differences(x, lengths.to(x.device)))  # (N, C, H, W)
+            x = self.tsa(x, frame_differences(x, lengths))       # (N, C, H, W)
         feats = self.encoder(x)                                  # (N, C', S, S)
         out = feats.new_zeros((B, T) + feats.shape[1:])          # (B, T, C', S, S)
         out[mask] = feats
