@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
@@ -94,6 +95,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=16)
     a = ap.parse_args()
+    if not (Path(a.cache) / "meta.json").is_file():
+        ap.error(f"--cache {a.cache}: not a preprocessing cache (no meta.json there)")
     cache = FrameCache(a.cache)
     data = ClipSet.from_cache(cache, cache.usable)
     weights = class_weights(data.labels)
