@@ -1,8 +1,10 @@
 # Two commands do all the set-up on a fresh clone: `make demo` and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# PyTorch's and oneDNN's AVX2 kernels on any x86-64 CPU, AVX-512 ones included
+AVX2 := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
 
-.PHONY: demo test env
+.PHONY: demo test test-quick env
 
 env: $(VENV)/.installed
 
@@ -12,5 +14,11 @@ $(VENV)/.installed: pyproject.toml scripts/setup_env.sh
 demo: $(VENV)/.installed
 	$(PY) -m rsnet.demo
 
+# the whole suite, then the float32-against-float64 tests again on AVX2 kernels
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+	$(AVX2) $(PY) -m pytest -q -m numerics
+
+# for the edit loop: the suite without the tests marked slow (Ray, Slurm, training)
+test-quick: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"

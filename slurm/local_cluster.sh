@@ -94,6 +94,10 @@ stop() {
 }
 
 status() {
+    # sinfo retries an absent controller for about a minute: ask only when ours is running
+    local pid
+    pid=$(cat "$DIR/slurmctld.pid" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ -f "$CONF" ] \
+        || { echo "local_cluster: not running"; return 1; }
     SLURM_CONF=$CONF sinfo -h -o "%P %D %t %C" 2>/dev/null || { echo "local_cluster: not running"; return 1; }
 }
 

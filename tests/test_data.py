@@ -64,13 +64,37 @@ def test_crops_contain_the_face():
         assert 0.5 * s <= side <= 1.2 * s
 
 
+SHARED_FOLDS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "uvanemo" / "folds"
+
+
+def published_uvanemo_folds() -> pd.Series:
+    """video -> test fold of the published 10-fold split (folds/{k}/test.json beside the
+    checkout, as CI has it; elsewhere the shipped table, which the next test checks against it)."""
+    if not SHARED_FOLDS.is_dir():
+        return uvanemo_table().set_index("video").fold
+    return pd.Series({video: k for k in range(1, 11)
+                      for video in json.loads((SHARED_FOLDS / str(k) / "test.json").read_text())})
+
+
+@pytest.mark.skipif(not SHARED_FOLDS.is_dir(), reason="the published split lies in ../shared beside the checkout")
+def test_shipped_uvanemo_table_is_the_published_split():
+    t = uvanemo_table().set_index("video")
+    published = published_uvanemo_folds()
+    assert len(t) == len(published) == 1240 and (t.fold == published.reindex(t.index)).all()
+    labels = {v: y for k in range(1, 11) for v, y in json.loads((SHARED_FOLDS / str(k) / "test.json").read_text()).items()}
+    assert (t.label == pd.Series(labels).reindex(t.index)).all()
+
+
 def test_protocols_are_subject_disjoint(corpora):
     t = uvanemo_table()
     assert t.groupby("subject").fold.nunique().max() == 1 and t.fold.nunique() == 10
     for dataset in ("uvanemo", "bbc", "mmi", "spos"):
         v = list_videos(dataset, corpora[dataset])
         v["fold"] = assign_folds(dataset, v)
-        assert v.fold.nunique() == len(folds_for("kfold", dataset)) or dataset == "uvanemo"
+        if dataset == "uvanemo":           # the tiny corpus holds a few subjects: their published folds
+            assert (v.fold == v.id.map(published_uvanemo_folds())).all()
+        else:
+            assert v.fold.nunique() == len(folds_for("kfold", dataset))
         for k in folds_for("kfold", dataset):
             s = make_split("kfold", k, dataset, v)
             assert not set(s.train.subject) & set(s.test.subject)

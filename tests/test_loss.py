@@ -6,6 +6,7 @@ import torch
 
 from rsnet.loss import class_weights, smile_loss
 
+pytestmark = pytest.mark.numerics
 LABELS = torch.tensor([1, 0, 0, 0])  # 1 spontaneous, 3 posed
 
 

@@ -1,11 +1,15 @@
 """RealSmileNet and its variants: shapes, parameter count, padding invariance, TSA, gradients."""
+import copy
 import itertools
 
 import pytest
 import torch
+from numerics import BUFFER_TOL, LAYER_TOL, OUTPUT_TOL, GradientScales, assert_gradients_near, assert_near
 
 from rsnet.model import VARIANTS, build_model, count_parameters
 from rsnet.model.blocks import TemporalSmileAttention, frame_differences
+
+pytestmark = pytest.mark.numerics
 
 
 def clips(batch, T, c, r, seed=0):
@@ -22,8 +26,10 @@ def test_shapes_every_variant_resolution_and_channels(variant, resolution, chann
         logits = model.logits(clips(3, 4, channels, resolution), lengths)
         probs = model(clips(3, 4, channels, resolution), lengths)
     assert logits.shape == (3, 2 if variant == "softmax" else 1)
-    assert probs.shape == (3,)
-    assert ((probs >= 0) & (probs <= 1)).all()
+    l = logits.double()
+    # P(spontaneous), written out: the sigmoid of the one logit, or the softmax's second class
+    expected = 1 / (1 + torch.exp(-l[:, 0])) if l.shape[1] == 1 else l[:, 1].exp() / l.exp().sum(1)
+    assert_near(probs, expected, OUTPUT_TOL, "P(spontaneous)")
 
 
 def test_full_model_has_the_authors_5273_parameters():
@@ -37,6 +43,8 @@ def test_head_input_follows_resolution():
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_score_does_not_depend_on_padding_or_batch(variant):
+    """In float64 a video's score alone equals its score inside a padded batch with garbage in
+    the padding (to float64 rounding); each float32 score is that score to float32 error."""
     torch.manual_seed(0)
     model = build_model(variant).eval()
     # give BN non-trivial running stats so eval differs from identity
@@ -53,7 +61,12 @@ def test_score_does_not_depend_on_padding_or_batch(variant):
     with torch.no_grad():
         p_alone = model(alone, torch.tensor([5]))
         p_batch = model(batch, torch.tensor([9, 5, 8]))
-    torch.testing.assert_close(p_batch[1], p_alone[0], rtol=1e-5, atol=1e-6)
+        model64 = copy.deepcopy(model).double()
+        p64_alone = model64(alone.double(), torch.tensor([5]))
+        p64_batch = model64(batch.double(), torch.tensor([9, 5, 8]))
+    assert_near(p64_batch[1], p64_alone[0], 1e-12, "float64, in a batch vs alone")
+    assert_near(p_alone[0], p64_alone[0], OUTPUT_TOL, "float32 alone")
+    assert_near(p_batch[1], p64_alone[0], OUTPUT_TOL, "float32 in a padded batch")
 
 
 def test_batchnorm_sees_only_real_frames_in_training():
@@ -120,84 +133,99 @@ def test_bad_arguments_name_the_valid_choices():
         build_model("full", in_channels=2)
 
 
-def test_fast_frame_layers_match_plain_ones():
-    """The TSA's and FPN's layers run CPU-fast code paths (frame_layers); outputs, gradients,
-    running statistics and the state_dict are those of the plain nn layers, over several steps."""
+def load_as_float32(model, ref):
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ref.state_dict().items()})
+
+
+def test_fast_frame_layers_and_plain_layers_match_float64():
+    """The CPU training path (frame_layers, hand-written ConvLSTM backward, channels-last front)
+    and the plain nn layers, each in float32 against the plain layers in float64, over three
+    steps from the same parameters: outputs, every gradient, running statistics, then eval."""
     from rsnet.model.frame_layers import AvgPool2x2, FrameBatchNorm2d, FrameConv2d, plain_layers
 
     torch.manual_seed(0)
     fast = build_model("full")
     kinds = [type(m) for m in fast.modules() if type(m) in (FrameConv2d, FrameBatchNorm2d, AvgPool2x2)]
     assert (kinds.count(FrameConv2d), kinds.count(FrameBatchNorm2d), kinds.count(AvgPool2x2)) == (3, 3, 2)
-    plain = plain_layers(build_model("full"))
+    for m in fast.modules():                     # dropout is not what is compared here
+        if isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)):
+            m.p = 0.0
+    plain = plain_layers(copy.deepcopy(fast))
     assert not any(isinstance(m, (FrameConv2d, FrameBatchNorm2d, AvgPool2x2)) for m in plain.modules())
-    plain.load_state_dict(fast.state_dict())
     assert list(fast.state_dict()) == list(plain.state_dict())
+    ref = plain_layers(copy.deepcopy(fast)).double()
+    scales = GradientScales(ref)
     # the frames reach the TSA and the input BN channels-last, the first conv's output is NCHW
     seen = {}
     for name in ("tsa", "encoder.0", "encoder.1.1"):
         fast.get_submodule(name).register_forward_pre_hook(lambda m, a, name=name: seen.__setitem__(name, a[0]))
-    opts = [torch.optim.SGD(m.parameters(), lr=1e-3) for m in (fast, plain)]
+    lengths = torch.tensor([7, 5, 2])
+    weights = torch.tensor([[1.0], [-2.0], [0.5]])
     for step in range(3):
         x = torch.rand(3, 7, 3, 48, 48, generator=torch.Generator().manual_seed(step))
-        lengths = torch.tensor([7, 5, 2])
-        outs = []
-        for model, opt in zip((fast, plain), opts):       # training mode: the same dropout masks
-            torch.manual_seed(step)
-            opt.zero_grad()
-            outs.append(model.logits(x, lengths))
-            outs[-1].sum().backward()
-        torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-4)
+        for model in (fast, plain):              # each step starts from the reference's parameters
+            load_as_float32(model, ref)
+        outs = {}
+        for name, model in (("fast", fast), ("plain", plain), ("ref", ref)):
+            model.zero_grad()
+            outs[name] = model.logits(x.to(next(model.parameters()).dtype), lengths)
+            (outs[name] * weights.to(outs[name].dtype)).sum().backward()
         assert not seen["tsa"].is_contiguous() and seen["tsa"].is_contiguous(memory_format=torch.channels_last)
         assert not seen["encoder.0"].is_contiguous() and seen["encoder.1.1"].is_contiguous()
-        for (name, a), b in zip(fast.named_parameters(), plain.parameters()):
-            # biases in front of a BatchNorm have a true gradient of 0: rounding noise on both sides
-            scale = 1 + b.grad.abs().max().item()
-            assert torch.allclose(a.grad, b.grad, atol=1e-4 * scale, rtol=1e-3), (step, name)
-        for opt in opts:
-            opt.step()
-    for (name, a), b in zip(fast.named_buffers(), plain.buffers()):
-        assert torch.allclose(a.float(), b.float(), atol=1e-5, rtol=1e-4), name
-    fast.eval(), plain.eval()
+        for name, model in (("fast", fast), ("plain", plain)):
+            assert_near(outs[name], outs["ref"], OUTPUT_TOL, f"{name} logits, step {step}")
+            assert_gradients_near(model, ref, scales, f"{name}, step {step}:")
+            for (b, a), r in zip(model.named_buffers(), ref.buffers()):
+                assert_near(a.double(), r, BUFFER_TOL, f"{name} {b}, step {step}")
+        with torch.no_grad():
+            for p in ref.parameters():
+                p -= 3e-2 * p.grad.clamp(-1, 1)
+    for model in (fast, plain):
+        load_as_float32(model, ref)
+    for model in (fast, plain, ref):
+        model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(fast(x, lengths), plain(x, lengths), atol=1e-5, rtol=1e-4)
+        want = ref(x.double(), lengths)
+        for model in (fast, plain):
+            assert_near(model(x, lengths), want, OUTPUT_TOL, "eval probabilities")
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_frame_batchnorm_is_batchnorm(layout):
-    """Training statistics (biased for the output, unbiased for running_var), momentum None
-    (a cumulative average), gradients of input, weight and bias; NCHW and channels-last input
-    (the output keeps the layout)."""
+    """Against nn.BatchNorm2d in float64: training statistics (biased for the output, unbiased
+    for running_var), momentum None (a cumulative average), gradients of input, weight and bias;
+    NCHW and channels-last input (the output keeps the layout)."""
     from rsnet.model.frame_layers import FrameBatchNorm2d
 
     torch.manual_seed(0)
     for momentum in (0.1, None):
-        fast, plain = FrameBatchNorm2d(4, momentum=momentum), torch.nn.BatchNorm2d(4, momentum=momentum)
+        fast, ref = FrameBatchNorm2d(4, momentum=momentum), torch.nn.BatchNorm2d(4, momentum=momentum)
         with torch.no_grad():
             fast.weight.uniform_(0.5, 1.5)
             fast.bias.uniform_(-1, 1)
-        plain.load_state_dict(fast.state_dict())
+        ref.load_state_dict(fast.state_dict())
+        ref.double()
         for _ in range(3):
-            x = (torch.randn(6, 4, 10, 12) * 3 + 5).contiguous(memory_format=layout).requires_grad_()  # mean far from 0
+            x = (torch.randn(6, 4, 10, 12) * 3 + 5).contiguous(memory_format=layout)   # mean far from 0
             g = torch.randn(6, 4, 10, 12)
-            grads = []
-            for bn in (fast, plain):
-                x.grad = None
+            results = []
+            for bn, dtype in ((fast, torch.float32), (ref, torch.float64)):
+                xi = x.detach().to(dtype, copy=True).requires_grad_()
                 bn.zero_grad()
-                y = bn(x)
-                y.backward(g)
-                grads.append((y, x.grad, bn.weight.grad, bn.bias.grad))
-            assert grads[0][0].is_contiguous(memory_format=layout)
-            for a, b in zip(*grads):
-                torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(fast.running_mean, plain.running_mean)
-        torch.testing.assert_close(fast.running_var, plain.running_var)
-        assert fast.num_batches_tracked == plain.num_batches_tracked == 3
+                y = bn(xi)
+                y.backward(g.to(dtype))
+                results.append((y, xi.grad, bn.weight.grad, bn.bias.grad))
+            assert results[0][0].dtype == torch.float32 and results[0][0].is_contiguous(memory_format=layout)
+            for what, a, r in zip(("output", "input grad", "weight grad", "bias grad"), *results):
+                assert_near(a, r, LAYER_TOL, what)
+        assert_near(fast.running_mean, ref.running_mean, LAYER_TOL, "running_mean")
+        assert_near(fast.running_var, ref.running_var, LAYER_TOL, "running_var")
+        assert fast.num_batches_tracked == ref.num_batches_tracked == 3
 
 
 def test_frame_conv_layouts():
-    """FrameConv2d is nn.Conv2d's result; NCHW out, except a channels-last input with
-    keep_channels_last; gradients of the input in either case."""
+    """FrameConv2d is the float64 convolution's result to float32 error; NCHW out, except a
+    channels-last input with keep_channels_last; gradients of the input in either case."""
     from rsnet.model.frame_layers import FrameConv2d
 
     torch.manual_seed(0)
@@ -207,14 +235,14 @@ def test_frame_conv_layouts():
         for layout in (torch.contiguous_format, torch.channels_last):
             xi = x.contiguous(memory_format=layout).requires_grad_()
             y = conv(xi)
-            xr = x.clone().requires_grad_()
-            ref = torch.nn.functional.conv2d(xr, conv.weight, conv.bias, padding=1)
-            torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-4)
+            xr = x.double().requires_grad_()
+            ref = torch.nn.functional.conv2d(xr, conv.weight.double(), conv.bias.double(), padding=1)
+            assert_near(y, ref, LAYER_TOL, "output")
             stays = keep and layout == torch.channels_last
             assert y.is_contiguous(memory_format=torch.channels_last if stays else torch.contiguous_format)
             (gx,) = torch.autograd.grad(y.square().sum(), xi)
             (gref,) = torch.autograd.grad(ref.square().sum(), xr)
-            torch.testing.assert_close(gx, gref, atol=1e-4, rtol=1e-4)
+            assert_near(gx, gref, LAYER_TOL, "input grad")
 
 
 @pytest.mark.parametrize("size", [(48, 48), (24, 24), (7, 9)])
@@ -225,10 +253,11 @@ def test_avgpool2x2_is_avgpool2d(size):
     g = torch.randn(5, 4, size[0] // 2, size[1] // 2)
     y = AvgPool2x2()(x)
     (gx,) = torch.autograd.grad(y, x, g)
-    y_ref = torch.nn.functional.avg_pool2d(x, 2)
-    (gx_ref,) = torch.autograd.grad(y_ref, x, g)
-    torch.testing.assert_close(y, y_ref)
-    torch.testing.assert_close(gx, gx_ref)
+    xr = x.detach().double().requires_grad_()
+    y_ref = torch.nn.functional.avg_pool2d(xr, 2)
+    (gx_ref,) = torch.autograd.grad(y_ref, xr, g.double())
+    assert_near(y, y_ref, LAYER_TOL, "output")
+    assert_near(gx, gx_ref, LAYER_TOL, "input grad")
 
 
 @pytest.mark.parametrize("by_hand", [True, False], ids=["hand-written-bptt", "autograd-loop"])
@@ -288,11 +317,13 @@ def test_convlstm_hand_written_backward_passes_gradcheck():
 
 def test_convlstm_hand_written_path_never_reads_the_padding():
     """Frames after a video's end do not enter its steps: NaN there changes nothing, and the
-    gradients equal those of the reference loop on zero padding."""
+    float32 outputs and gradients are those of the reference loop in float64 on zero padding."""
     from rsnet.model.blocks import ConvLSTM
 
     torch.manual_seed(0)
     lstm = ConvLSTM(6, 8)
+    ref = copy.deepcopy(lstm).double()
+    ref.bptt_by_hand = False
     x = torch.randn(4, 5, 6, 6, 6)
     lengths = torch.tensor([5, 2, 4, 1])
     for v, n in enumerate(lengths.tolist()):
@@ -302,11 +333,11 @@ def test_convlstm_hand_written_path_never_reads_the_padding():
         x_nan[v, n:] = float("nan")
     weights = torch.randn(4, 8, 6, 6)
     results = []
-    for by_hand, inputs in ((False, x), (True, x_nan)):
-        lstm.bptt_by_hand = by_hand
+    for module, inputs in ((ref, x.double()), (lstm, x_nan)):
         inputs = inputs.clone().requires_grad_()
-        out = lstm(inputs, lengths)
-        results.append((out, *torch.autograd.grad((out * weights).sum(), (inputs, *lstm.parameters()))))
-    for a, b in zip(*results):
-        assert torch.isfinite(b).all()
-        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+        out = module(inputs, lengths)
+        results.append((out, *torch.autograd.grad((out * weights.to(out.dtype)).sum(), (inputs, *module.parameters()))))
+    assert "_ConvLSTMSequence" in type(results[1][0].grad_fn).__name__
+    for what, r, a in zip(("output", "input grad", "weight grad", "bias grad"), *results):
+        assert torch.isfinite(a).all(), what
+        assert_near(a, r, LAYER_TOL, what)

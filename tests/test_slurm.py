@@ -12,17 +12,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "sweeps" / "tiny.yaml"
 HAVE_SLURM = all(shutil.which(x) for x in ("slurmctld", "slurmd", "munged", "sbatch"))
-pytestmark = pytest.mark.skipif(not HAVE_SLURM and not os.environ.get("CI"),
-                                reason="slurm-wlm and munge not installed (.ci/run installs them)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not HAVE_SLURM and not os.environ.get("CI"),
+                                 reason="slurm-wlm and munge not installed (.ci/run installs them)")]
 
 
 @pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
+def slurm(tmp_path_factory, sweep_data, cache):
+    """A running single-node Slurm; jobs read the session's tiny corpus and cache (RSNET_DATA,
+    RSNET_CACHE) and write results under their submit directory."""
     d = tmp_path_factory.mktemp("slurm")
     env = {**os.environ, "RSNET_SLURM_DIR": str(d), "RSNET_SLURMCTLD_PORT": "27817", "RSNET_SLURMD_PORT": "27818"}
     subprocess.run(["bash", str(REPO / "slurm/local_cluster.sh"), "start"], env=env, check=True, timeout=120)
     env.update(SLURM_CONF=str(d / "slurm.conf"), RSNET_PYTHON=sys.executable, RSNET_NODE_IP="127.0.0.2",
-               PYTHONPATH=str(REPO))
+               PYTHONPATH=str(REPO), RSNET_DATA=str(sweep_data), RSNET_CACHE=str(cache))
     env.pop("RAY_ADDRESS", None)
     yield env
     subprocess.run(["bash", str(REPO / "slurm/local_cluster.sh"), "stop"], env=env, check=True, timeout=120)
@@ -48,45 +51,42 @@ def wait_for(cond, timeout=600):
     deadline = time.time() + timeout
     while not cond():
         assert time.time() < deadline, "timed out"
-        time.sleep(1)
+        time.sleep(0.5)
 
 
 def no_ray_left(job):
     return not subprocess.run(["pgrep", "-f", f"/tmp/rsnet-{job}/"], capture_output=True, text=True).stdout.split()
 
 
-def test_sbatch_runs_a_sweep_on_ray_and_cleans_up(slurm, tmp_path):
-    job = sbatch(slurm, tmp_path, "--wait", str(REPO / "slurm/launch_ray.sh"), str(TINY), "--epochs", "2")
-    log = (tmp_path / f"rsnet-rsnet-sweep-{job}.out").read_text()
-    assert job_state(slurm, job) == "COMPLETED", log
-    table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
-    assert len(table) == 4 and (table.status == "finished").all(), log
-    assert "4/4 finished" in log and f"job {job} stopped its Ray" in log
-    token = tmp_path / ".rsnet" / f"ray-token-{job}"
-    assert token.stat().st_mode & 0o077 == 0
-    wait_for(lambda: no_ray_left(job), 60)
+def ended(env, job):
+    """The job's final state, once it has one (polled: `sbatch --wait` backs off to 10 s+)."""
+    state = job_state(env, job)
+    if state == "PENDING":    # Slurm holds a requeued job for 2 minutes (BeginTime); not in a test
+        subprocess.run(["scontrol", "update", f"jobid={job}", "starttime=now"], env=env)
+    return state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "GONE")
 
 
-def test_requeued_job_resumes_without_duplicates(slurm, tmp_path):
+def test_sbatch_runs_a_sweep_requeued_it_resumes_and_cleans_up(slurm, tmp_path):
+    """One job, requeued once its first trial has finished (as on preemption): it runs twice,
+    the rerun trains only what was missing, the table holds each trial once, and each run
+    stops its own Ray. (One job for both: each run of the launcher costs about 20 s here.)"""
     job = sbatch(slurm, tmp_path, str(REPO / "slurm/launch_ray.sh"), str(TINY), "--epochs", "2")
     trials = tmp_path / "results" / "tiny" / "trials"
     wait_for(lambda: trials.exists() and any((d / "result.json").exists() for d in trials.iterdir()))
     done = {d.name: (d / "result.json").stat().st_mtime_ns for d in trials.iterdir() if (d / "result.json").exists()}
     subprocess.run(["scontrol", "requeue", job], env=slurm, check=True)
-
-    def ended():
-        state = job_state(slurm, job)
-        if state == "PENDING":    # Slurm holds a requeued job for 2 minutes (BeginTime); not in a test
-            subprocess.run(["scontrol", "update", f"jobid={job}", "starttime=now"], env=slurm)
-        return state in ("COMPLETED", "FAILED", "CANCELLED", "GONE")
-    wait_for(ended, 900)
+    wait_for(lambda: ended(slurm, job), 900)
     log = (tmp_path / f"rsnet-rsnet-sweep-{job}.out").read_text()
     assert job_state(slurm, job) == "COMPLETED", log
-    assert log.count(f"launch_ray: job {job}, 1 node(s)") == 2         # ran twice: before and after the requeue
+    assert log.count(f"launch_ray: job {job}, 1 node(s)") == 2, log    # ran twice: before and after the requeue
+    assert log.count(f"job {job} stopped its Ray") == 2, log
+    assert "sweep tiny: 4/4 finished, 0 failed" in log
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
     assert len(table) == 4 and table.trial.is_unique and (table.status == "finished").all()
     assert len(list(trials.iterdir())) == 4
     assert {n: (trials / n / "result.json").stat().st_mtime_ns for n in done} == done
+    token = tmp_path / ".rsnet" / f"ray-token-{job}"
+    assert token.stat().st_mode & 0o077 == 0 and (tmp_path / ".rsnet").stat().st_mode & 0o077 == 0
     wait_for(lambda: no_ray_left(job), 60)
 
 

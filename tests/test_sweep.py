@@ -16,13 +16,21 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "sweeps" / "tiny.yaml"
 
 
-def sweep_cmd(*args, tmp):
-    return [sys.executable, "-m", "rsnet.sweep", *map(str, args), "--data-root", str(tmp / "data"),
-            "--results", str(tmp / "results"), "--cache", str(tmp / "cache")]
+def sweep_cmd(*args, tmp, data=None, cache=None):
+    """The sweep CLI with results under `tmp`; data and cache default to `tmp` too, the tests
+    that train pass the session's tiny corpus and cache (conftest.py) instead."""
+    return [sys.executable, "-m", "rsnet.sweep", *map(str, args), "--data-root", str(data or tmp / "data"),
+            "--results", str(tmp / "results"), "--cache", str(cache or tmp / "cache")]
 
 
-def run(*args, tmp, timeout=600):
-    return subprocess.run(sweep_cmd(*args, tmp=tmp), capture_output=True, text=True, timeout=timeout, cwd=REPO)
+def run(*args, tmp, data=None, cache=None, timeout=600):
+    return subprocess.run(sweep_cmd(*args, tmp=tmp, data=data, cache=cache), capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture
+def shared(sweep_data, cache):
+    return {"data": sweep_data, "cache": cache}
 
 
 @pytest.mark.parametrize("name,count", [("benchmark", 360), ("ablations", 6 * 360), ("fps_resolution", 16 * 100),
@@ -77,8 +85,12 @@ def test_missing_dataset_gets_a_clear_message(tmp_path):
     assert p.returncode == 2 and "dataset bbc not found at" in p.stderr and "RSNET_DATA" in p.stderr
 
 
-def test_demo_runs_for_real_in_reduced_form(tmp_path):
-    # relative paths, as the README's commands use them (Ray runs trials in other directories)
+@pytest.mark.slow
+def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
+    # relative paths, as the README's commands use them (Ray runs trials in other directories);
+    # data/ and cache/ are links to the session's tiny corpus and cache
+    (tmp_path / "data").symlink_to(sweep_data)
+    (tmp_path / "cache").symlink_to(cache)
     demo = [sys.executable, "-m", "rsnet.sweep", "--grid", "demo", "--epochs", "2", "--synthetic-size", "tiny",
             "--num-cpus", "2", "--data-root", "data", "--results", "results", "--cache", "cache"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -116,12 +128,13 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path):
     assert (Path.home() / ".ray" / "auth_token").stat().st_mode & 0o077 == 0
 
 
-def test_a_trial_with_broken_data_fails_alone(tmp_path):
+@pytest.mark.slow
+def test_a_trial_with_broken_data_fails_alone(tmp_path, shared):
     f = tmp_path / "broken.yaml"
     # fold 1 of the tiny corpus has no young subject: that trial's test set is empty
     f.write_text(TINY.read_text().replace("fold: [1, 2]", "fold: [1, 3]").replace(
         "  setting:", "  split: [within:young]\n  setting:").replace("max_failures: 2", "max_failures: 0"))
-    p = run(f, "--epochs", "2", tmp=tmp_path)
+    p = run(f, "--epochs", "2", tmp=tmp_path, **shared)
     assert p.returncode == 1
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
     failed = table[table.status == "failed"]
@@ -142,11 +155,12 @@ def _lines(path):
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def test_killed_worker_is_retried_from_its_checkpoint(tmp_path):
+@pytest.mark.slow
+def test_killed_worker_is_retried_from_its_checkpoint(tmp_path, shared):
     f = tmp_path / "one.yaml"
     f.write_text(TINY.read_text().replace("fold: [1, 2]", "fold: [2]").replace("epochs: 3", "epochs: 6")
                  .replace("    no_tsa: {variant: no_tsa}\n", ""))
-    proc = subprocess.Popen(sweep_cmd(f, tmp=tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(sweep_cmd(f, tmp=tmp_path, **shared), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, cwd=REPO)
     trials = tmp_path / "results" / "tiny" / "trials"
     _wait(lambda: trials.exists() and any(_lines(d / "metrics.jsonl") >= 3 for d in trials.iterdir()), proc)
@@ -166,8 +180,9 @@ def test_killed_worker_is_retried_from_its_checkpoint(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(trial / "predictions.csv"), pd.read_csv(tmp_path / "direct" / "predictions.csv"))
 
 
-def test_killed_driver_rerun_completes_only_the_missing_trials(tmp_path):
-    proc = subprocess.Popen(sweep_cmd(TINY, "--num-cpus", "1", tmp=tmp_path), stdout=subprocess.PIPE,
+@pytest.mark.slow
+def test_killed_driver_rerun_completes_only_the_missing_trials(tmp_path, shared):
+    proc = subprocess.Popen(sweep_cmd(TINY, "--num-cpus", "1", tmp=tmp_path, **shared), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=REPO, start_new_session=True)
     trials = tmp_path / "results" / "tiny" / "trials"
     _wait(lambda: trials.exists() and any((d / "result.json").exists() for d in trials.iterdir()), proc)
@@ -175,7 +190,7 @@ def test_killed_driver_rerun_completes_only_the_missing_trials(tmp_path):
     proc.wait()
     done = {d.name: (d / "result.json").stat().st_mtime_ns for d in trials.iterdir() if (d / "result.json").exists()}
     assert 1 <= len(done) < 4
-    p = run(TINY, "--num-cpus", "1", tmp=tmp_path)
+    p = run(TINY, "--num-cpus", "1", tmp=tmp_path, **shared)
     assert p.returncode == 0, p.stdout + p.stderr
     assert len(list(trials.iterdir())) == 4 and all((d / "result.json").exists() for d in trials.iterdir())
     assert {n: (trials / n / "result.json").stat().st_mtime_ns for n in done} == done
@@ -183,7 +198,8 @@ def test_killed_driver_rerun_completes_only_the_missing_trials(tmp_path):
     assert len(table) == 4 and table.trial.is_unique
 
 
-def test_trials_run_on_two_ray_nodes(tmp_path):
+@pytest.mark.slow
+def test_trials_run_on_two_ray_nodes(tmp_path, shared):
     """A Ray head and a second Ray node on this machine (own ports, temp dir, token auth); the
     nodes advertise 127.0.0.2 so that all traffic stays on the loopback range."""
     import secrets
@@ -198,12 +214,19 @@ def test_trials_run_on_two_ray_nodes(tmp_path):
                              f"--temp-dir=/tmp/rsnet-t{os.getpid()}", *common], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = None
+
+    def nodes_alive(n):
+        code = (f"import ray; ray.init(address='127.0.0.2:{port}', logging_level='ERROR'); "
+                "print(sum(n['Alive'] for n in ray.nodes()))")
+        p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        return p.returncode == 0 and p.stdout.split()[-1:] == [str(n)]
+
     try:
-        time.sleep(8)
+        _wait(lambda: nodes_alive(1), head, 60)
         worker = subprocess.Popen([ray, "start", f"--address=127.0.0.2:{port}", *common], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(8)
-        p = subprocess.run(sweep_cmd(TINY, "--address", f"127.0.0.2:{port}", tmp=tmp_path), capture_output=True,
+        _wait(lambda: nodes_alive(2), worker, 60)
+        p = subprocess.run(sweep_cmd(TINY, "--address", f"127.0.0.2:{port}", tmp=tmp_path, **shared), capture_output=True,
                            text=True, timeout=600, cwd=REPO, env=env)
         assert p.returncode == 0, p.stdout + p.stderr
         nodes = {json.loads((d / "sweep_trial.json").read_text())["attempts"][-1]["node_id"]

@@ -114,12 +114,13 @@ def test_same_seed_same_frames_other_seed_other_frames(tmp_path):
     assert np.abs(decoded[0].astype(int) - first.frame(20)).mean() < 4.0   # decoded == rendered, up to H.264
 
 
-def test_same_seed_same_corpus(tmp_path):
-    for d in ("a", "b"):
-        generate_corpus("bbc", "tiny", tmp_path / d, seed=5, workers=2, progress=False)
-    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+def test_same_seed_same_corpus(tmp_path, corpora):
+    """A second generation of the session's BBC corpus (seed 0) writes the same bytes."""
+    generate_corpus("bbc", "tiny", tmp_path / "again", seed=0, workers=2, progress=False)
+    files = sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*") if p.is_file())
     assert len(files) > 10
-    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    assert files == sorted(p.relative_to(corpora["bbc"]) for p in corpora["bbc"].rglob("*") if p.is_file())
+    assert all((tmp_path / "again" / f).read_bytes() == (corpora["bbc"] / f).read_bytes() for f in files)
 
 
 def test_signal_is_temporal_on_held_out_subjects():

@@ -13,10 +13,11 @@ from rsnet.checkpoint import read_checkpoint
 from rsnet.config import TrialConfig
 from rsnet.trial import TrialError, run_trial
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
-def base(corpora, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
+def base(corpora, cache):
     return TrialConfig(dataset="uvanemo", root=str(corpora["uvanemo"]), fold=2, seed=1, epochs=4,
                        batch_size=8, lr=3e-3, checkpoint_every=2, threads=1, cache=str(cache))
 
