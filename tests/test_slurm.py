@@ -68,7 +68,7 @@ def ended(env, job):
 
 def test_sbatch_runs_a_sweep_requeued_it_resumes_and_cleans_up(slurm, tmp_path):
     """One job, requeued once its first trial has finished (as on preemption): it runs twice,
-    the rerun trains only what was missing, the table holds each trial once, and each run
+    the rerun trains only what was missing, the table holds each trial once, and the job
     stops its own Ray. (One job for both: each run of the launcher costs about 20 s here.)"""
     job = sbatch(slurm, tmp_path, str(REPO / "slurm/launch_ray.sh"), str(TINY), "--epochs", "2")
     trials = tmp_path / "results" / "tiny" / "trials"
@@ -79,7 +79,7 @@ def test_sbatch_runs_a_sweep_requeued_it_resumes_and_cleans_up(slurm, tmp_path):
     log = (tmp_path / f"rsnet-rsnet-sweep-{job}.out").read_text()
     assert job_state(slurm, job) == "COMPLETED", log
     assert log.count(f"launch_ray: job {job}, 1 node(s)") == 2, log    # ran twice: before and after the requeue
-    assert log.count(f"job {job} stopped its Ray") == 2, log
+    assert log.rstrip().endswith(f"job {job} stopped its Ray (/tmp/rsnet-{job} on 1 node(s))"), log
     assert "sweep tiny: 4/4 finished, 0 failed" in log
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
     assert len(table) == 4 and table.trial.is_unique and (table.status == "finished").all()

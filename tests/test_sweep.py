@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -120,12 +121,8 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
     mis = pd.read_csv(out / "mispredictions.csv")
     assert mis.videos.sum() == table[table.setting == "full"].test_videos.sum()
     assert (out / "index.md").read_text().startswith("# SYNTHETIC DATA")
-    # the rerun resumes: nothing is trained again
-    mtimes = {d: (d / "result.json").stat().st_mtime_ns for d in (tmp_path / "results" / "demo" / "trials").iterdir()}
-    p = subprocess.run(demo, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
-    assert p.returncode == 0 and "6/6 finished" in p.stdout
-    assert mtimes == {d: (d / "result.json").stat().st_mtime_ns for d in mtimes}
     assert (Path.home() / ".ray" / "auth_token").stat().st_mode & 0o077 == 0
+    # a rerun resumes without training again: test_killed_driver_rerun_completes_only_the_missing_trials
 
 
 @pytest.mark.slow
@@ -149,6 +146,11 @@ def _wait(cond, proc, timeout=240):
         assert proc.poll() is None, proc.communicate()[0]
         assert time.time() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def port_open(host, port):
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) == 0
 
 
 def _lines(path):
@@ -222,7 +224,7 @@ def test_trials_run_on_two_ray_nodes(tmp_path, shared):
         return p.returncode == 0 and p.stdout.split()[-1:] == [str(n)]
 
     try:
-        _wait(lambda: nodes_alive(1), head, 60)
+        _wait(lambda: port_open("127.0.0.2", port), head, 60)                             # the head's GCS
         worker = subprocess.Popen([ray, "start", f"--address=127.0.0.2:{port}", *common], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait(lambda: nodes_alive(2), worker, 60)

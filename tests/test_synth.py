@@ -121,6 +121,12 @@ def test_same_seed_same_corpus(tmp_path, corpora):
     assert len(files) > 10
     assert files == sorted(p.relative_to(corpora["bbc"]) for p in corpora["bbc"].rglob("*") if p.is_file())
     assert all((tmp_path / "again" / f).read_bytes() == (corpora["bbc"] / f).read_bytes() for f in files)
+    # generating a complete corpus again renders and rewrites no clip
+    clips = [f for f in files if f.suffix == ".mp4"]
+    mtimes = [(corpora["bbc"] / f).stat().st_mtime_ns for f in clips]
+    summary = generate_corpus("bbc", "tiny", corpora["bbc"], seed=0, workers=2, progress=False)
+    assert summary["clips"] == len(clips) == 20 and summary["frames"] > 0
+    assert [(corpora["bbc"] / f).stat().st_mtime_ns for f in clips] == mtimes
 
 
 def test_signal_is_temporal_on_held_out_subjects():

@@ -37,8 +37,15 @@ def generate_corpus(dataset: str, size: str, out, seed: int = 0, frame_size=None
     plan = plan_corpus(dataset, size, seed, frame_size, **kw)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    workers = workers or os.cpu_count() or 1
     t0 = time.perf_counter()
+    settings = {"generator": "rsnet.synth", "version": __version__, "dataset": dataset, "size": size,
+                "seed": seed, "design": design, "difficulty": plan.specs[0].difficulty,
+                "frame_size": [plan.specs[0].width, plan.specs[0].height]}
+    done = _complete(root, settings, plan.specs)
+    if done is not None:                      # every clip is there, made with these settings
+        plan.write_metadata(root, plan.specs)
+        return _summary(dataset, size, done, t0, root)
+    workers = workers or os.cpu_count() or 1
     jobs = [(s, str(root)) for s in plan.specs]
     truths: dict[str, dict] = {}
     bar = tqdm(total=len(jobs), desc=f"synth {dataset}/{size}", unit="clip", disable=not progress)
@@ -54,13 +61,26 @@ def generate_corpus(dataset: str, size: str, out, seed: int = 0, frame_size=None
     if workers != 1:
         pool.shutdown()
     plan.write_metadata(root, plan.specs)
-    manifest = {"generator": "rsnet.synth", "version": __version__, "dataset": dataset, "size": size,
-                "seed": seed, "design": design, "difficulty": plan.specs[0].difficulty,
-                "frame_size": [plan.specs[0].width, plan.specs[0].height],
-                "clips": dict(sorted(truths.items()))}
+    manifest = {**settings, "clips": dict(sorted(truths.items()))}
     tmp = root / f".{SYNTHETIC_MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, root / SYNTHETIC_MANIFEST)
-    n_frames = sum(t["frames"] for t in truths.values())
-    return {"dataset": dataset, "size": size, "clips": len(truths), "frames": n_frames,
+    return _summary(dataset, size, truths, t0, root)
+
+
+def _complete(root: Path, settings: dict, specs: list[ClipSpec]) -> dict | None:
+    """The recorded truths when SYNTHETIC.json holds these settings and every planned clip
+    exists (a rerun, e.g. each sweep of a synthetic corpus, then renders nothing); else None."""
+    try:
+        manifest = json.loads((root / SYNTHETIC_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    clips = manifest.pop("clips", {})
+    if manifest != settings or set(clips) != {s.relpath for s in specs}:
+        return None
+    return clips if all((root / s.relpath).exists() for s in specs) else None
+
+
+def _summary(dataset: str, size: str, truths: dict, t0: float, root: Path) -> dict:
+    return {"dataset": dataset, "size": size, "clips": len(truths), "frames": sum(t["frames"] for t in truths.values()),
             "seconds": time.perf_counter() - t0, "root": str(root)}
