@@ -14,11 +14,12 @@ $(VENV)/.installed: pyproject.toml scripts/setup_env.sh
 demo: $(VENV)/.installed
 	$(PY) -m rsnet.demo
 
-# the whole suite, then the float32-against-float64 tests again on AVX2 kernels
+# the whole suite (two pytest-xdist workers, a test file each at a time: the Ray and Slurm tests
+# spend much of their time waiting), then the float32-against-float64 tests on AVX2 kernels
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 	$(AVX2) $(PY) -m pytest -q -m numerics
 
 # for the edit loop: the suite without the tests marked slow (Ray, Slurm, training)
 test-quick: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"

@@ -1,9 +1,11 @@
-"""Shared fixtures, built once per test session: tiny synthetic corpora of all four layouts
+"""Shared fixtures, built once per test run (shared by `make test`'s pytest-xdist workers): tiny synthetic corpora of all four layouts
 (each generated when a test first asks for it), one preprocessing cache and one data root laid
 out as sweeps expect it, for the tests that train, predict or run sweeps."""
+import os
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from rsnet.synth import generate_corpus
 
@@ -19,21 +21,32 @@ class Corpora(dict):
 
     def __missing__(self, dataset: str) -> Path:
         root = self.base / "synthetic-tiny" / dataset
-        generate_corpus(dataset, "tiny", root, seed=0, workers=2, progress=False)
+        with FileLock(self.base / f".{dataset}.lock"):     # one pytest-xdist worker makes it
+            generate_corpus(dataset, "tiny", root, seed=0, workers=2, progress=False)
         self[dataset] = root
         return root
 
 
+def shared_dir(tmp_path_factory, name: str) -> Path:
+    """A folder of this test run, the same for every pytest-xdist worker of it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent                      # the run's folder, above each worker's own
+    path = base / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="session")
 def corpora(tmp_path_factory):
-    return Corpora(tmp_path_factory.mktemp("data"))
+    return Corpora(shared_dir(tmp_path_factory, "data"))
 
 
 @pytest.fixture(scope="session")
 def cache(tmp_path_factory):
     """One preprocessing cache for the tests that only read from it (each store is built once,
     under a lock, and keyed by the corpus and the settings)."""
-    return tmp_path_factory.mktemp("cache")
+    return shared_dir(tmp_path_factory, "cache")
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +57,14 @@ def sweep_data(corpora):
     return corpora.base
 
 
+@pytest.fixture
+def shared(sweep_data, cache):
+    """The session's data root and cache as keyword arguments of test_sweep.run / sweep_cmd."""
+    return {"data": sweep_data, "cache": cache}
+
+
 def pytest_report_header(config):
     import torch
 
     return f"torch {torch.__version__}, CPU kernels: {torch.backends.cpu.get_cpu_capability()}"
+
