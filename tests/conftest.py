@@ -1,6 +1,7 @@
-"""Shared fixtures, built once per test run (shared by `make test`'s pytest-xdist workers): tiny synthetic corpora of all four layouts
-(each generated when a test first asks for it), one preprocessing cache and one data root laid
-out as sweeps expect it, for the tests that train, predict or run sweeps."""
+"""Shared fixtures, built once per test run (and shared by `make test`'s pytest-xdist workers):
+tiny synthetic corpora of all four layouts (each generated when a test first asks for it), one
+preprocessing cache and one data root laid out as sweeps expect it, for the tests that train,
+predict or run sweeps."""
 import os
 from pathlib import Path
 

@@ -81,7 +81,8 @@ def test_shipped_uvanemo_table_is_the_published_split():
     t = uvanemo_table().set_index("video")
     published = published_uvanemo_folds()
     assert len(t) == len(published) == 1240 and (t.fold == published.reindex(t.index)).all()
-    labels = {v: y for k in range(1, 11) for v, y in json.loads((SHARED_FOLDS / str(k) / "test.json").read_text()).items()}
+    labels = {v: y for k in range(1, 11)
+              for v, y in json.loads((SHARED_FOLDS / str(k) / "test.json").read_text()).items()}
     assert (t.label == pd.Series(labels).reindex(t.index)).all()
 
 

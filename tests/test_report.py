@@ -19,6 +19,7 @@ from rsnet.report.aggregate import (
     summarise,
 )
 from rsnet.report.load import load_results
+from rsnet.report.tables import majority, published, published_cross_domain
 from rsnet.sweep.spec import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,7 +150,7 @@ def test_report_files_and_flags(sweep_dir):
                  "mispredictions", "honest_vs_optimistic", "failed_trials"):
         for ext in ("md", "csv", "tex"):
             assert (out / f"{name}.{ext}").exists(), f"{name}.{ext}"
-    t3 = pd.read_csv(out / "table3.csv").set_index("setting")
+    t3 = pd.read_csv(out / "table3.csv").query("sweep == 'abl'").set_index("setting")
     assert t3.loc["full", "spos"] == "74.1 ± 16.4 (2/3 seeds)"
     assert t3.loc["no_tsa", "spos"] == "39.3 ± 12.9"                           # 4/16, 6/14, 7/14
     assert "SYNTHETIC DATA" in (out / "table3.md").read_text().splitlines()[0]
@@ -164,8 +165,15 @@ def test_report_files_and_flags(sweep_dir):
         assert row.headline == pytest.approx(100 * accs.mean(), abs=0.05)
         assert row.optimistic == pytest.approx(100 * np.maximum(accs, 0.9).mean(), abs=0.05)   # best test epoch
         assert row.gap == pytest.approx(row.optimistic - row.headline, abs=0.11)
-    t2 = pd.read_csv(out / "table2.csv")
-    assert t2.source.str.startswith("published").any() and t2.method.str.contains("ours: abl").any()
+    t2 = pd.read_csv(out / "table2.csv", dtype=str).set_index("method")
+    assert t2.loc["RealSmileNet", ["uvanemo", "bbc", "mmi", "spos", "process"]].tolist() == \
+        ["82.1", "90.0", "92.0", "86.2", "fully-automatic"]
+    assert t2.loc["Wu'14", "mmi"] == "—" and t2.loc["RealSmileNet", "source"].startswith("published: Yang et al.")
+    assert any(m.startswith("RealSmileNet, ours: abl") for m in t2.index)
+    majority = t2.loc["majority class"].set_index("source").spos                # the paper's, then this run's
+    assert majority.tolist() == ["82.5", "50.0"] and majority.index[0].startswith("published")
+    t3 = pd.read_csv(out / "table3.csv", dtype=str)
+    assert t3[(t3.sweep == "published") & (t3.setting == "no_tsa")].uvanemo.tolist() == ["78.5"]
     index = (out / "index.md").read_text()
     assert index.startswith("# SYNTHETIC DATA") and "pooled over all the protocol's folds" in index
     titles = [line for line in index.splitlines() if line.startswith("## ") and "(" in line]
@@ -230,10 +238,39 @@ def test_grid_subgroup_and_cross_domain_tables_and_figures(tmp_path):
     assert (out / "fig6_grid_uvanemo.png").stat().st_size > 10_000
     groups = pd.read_csv(out / "subgroups.csv").set_index("group")
     assert groups.loc["male", "mean"] == pytest.approx(0.75) and groups.loc["female", "mean"] == pytest.approx(0.25)
-    cross = pd.read_csv(out / "cross_domain.csv").set_index("test")
+    cross = pd.read_csv(out / "cross_domain.csv", dtype=str).set_index("test")
     assert cross.loc["bbc", "accuracy"] == "50.0 ± 0.0" and cross.loc["bbc", "train"] == "uvanemo (all)"
     assert cross.loc["uvanemo young", "accuracy"] == "100.0 ± 0.0"
+    assert cross.loc["bbc", "published"] == "80.0" and cross.loc["uvanemo young", "published"] == "75.9"
+    assert cross.loc["bbc", "majority class"] == "50.0"
     mis = pd.read_csv(out / "mispredictions.csv")
     assert (mis.gender == "male").all() and (mis.age_group == "adult").all()
     assert mis.videos.sum() == 2 * 5                   # the 5 fps, 48 px cell of `grid`, two seeds
     assert (out / "fig7_groups.png").exists() and "within:" not in (out / "table2.md").read_text()
+
+
+def test_majority_class_of_each_protocols_distinct_test_videos():
+    trials = pd.DataFrame({"trial": ["s/a", "s/b", "s/c", "s/d"], "dataset": ["spos", "spos", "spos", "uvanemo"],
+                           "split": ["kfold", "kfold", "kfold", "cross:bbc"], "status": "finished"})
+    predictions = pd.DataFrame({"trial": ["s/a", "s/a", "s/b", "s/b", "s/c", "s/c", "s/d", "s/d", "s/d"],
+                                "video": ["v1", "v2", "v3", "v4", "v1", "v2", "g1", "g2", "g3"],   # c repeats a
+                                "label": [1, 1, 1, 0, 1, 1, 0, 0, 1]})
+    m = majority(trials, predictions)
+    assert m[("spos", "kfold")] == pytest.approx(75.0)           # 3 of the 4 distinct videos spontaneous
+    assert m[("uvanemo", "cross:bbc")] == pytest.approx(200 / 3)  # 2 of 3 posed
+
+
+SHARED_PAPER = REPO.parent / "shared" / "paper"
+
+
+@pytest.mark.skipif(not SHARED_PAPER.is_dir(), reason="the paper's transcription lies in ../shared beside the checkout")
+def test_published_numbers_are_the_papers_transcription():
+    ours = published().set_index(["table", "method"])
+    paper = pd.read_csv(SHARED_PAPER / "published_results.csv", dtype=str).fillna("").set_index(["table", "row"])
+    assert len(ours.drop(index="majority", level="table")) == len(paper)
+    for (table, row), r in paper.iterrows():
+        o = ours.loc[(table, row)]
+        assert [o[d] for d in ("uvanemo", "bbc", "mmi", "spos", "process_type")] == \
+            [r[d] for d in ("uvanemo", "bbc", "mmi", "spos", "process_type")], (table, row)
+    cross = pd.read_csv(SHARED_PAPER / "published_cross_domain.csv", dtype=str)
+    assert published_cross_domain()[["train", "test", "accuracy"]].equals(cross[["train", "test", "accuracy"]])

@@ -102,8 +102,8 @@ def test_trials_run_on_two_ray_nodes(tmp_path, shared):
         worker = subprocess.Popen([ray, "start", f"--address=127.0.0.2:{port}", *common], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait(lambda: nodes_alive(2), worker, 60)
-        p = subprocess.run(sweep_cmd(TINY, "--address", f"127.0.0.2:{port}", tmp=tmp_path, **shared), capture_output=True,
-                           text=True, timeout=600, cwd=REPO, env=env)
+        p = subprocess.run(sweep_cmd(TINY, "--address", f"127.0.0.2:{port}", tmp=tmp_path, **shared),
+                           capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
         assert p.returncode == 0, p.stdout + p.stderr
         nodes = {json.loads((d / "sweep_trial.json").read_text())["attempts"][-1]["node_id"]
                  for d in (tmp_path / "results" / "tiny" / "trials").iterdir()}

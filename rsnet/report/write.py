@@ -19,7 +19,8 @@ DEFINITIONS = re.sub(r"\n\s+(?!- )", " ", aggregate.__doc__.split("\n\n", 1)[1].
 def write_table(t: Table, out: Path) -> None:
     df = t.df
     df.to_csv(out / f"{t.name}.csv", index=False)
-    md = df.to_markdown(index=False) if len(df) else "(no trials of this kind in these results)"
+    md = (df.to_markdown(index=False, disable_numparse=True) if len(df)   # values as written, "80.0" stays
+          else "(no trials of this kind in these results)")
     (out / f"{t.name}.md").write_text(f"### {t.full_title}\n\n{md}\n" + (f"\n{t.note}\n" if t.note else ""))
     latex = df.to_latex(index=False, escape=True, caption=t.full_title, label=f"tab:{t.name}") if len(df) \
         else f"% {t.full_title}: no trials of this kind in these results\n"
@@ -45,8 +46,9 @@ def build_report(results, out=None) -> dict:
 
     sub = tables.subgroups(cells)
     mis = tables.mispredictions(trials, predictions)
-    made = [tables.table2(cells), *tables.table3(cells, pairs), tables.fps_resolution(cells),
-            tables.cross_domain(cells), sub, mis, tables.honesty_table(aggregate.honesty(trials)),
+    chance = tables.majority(trials, predictions)
+    made = [tables.table2(cells, chance), *tables.table3(cells, pairs, chance), tables.fps_resolution(cells),
+            tables.cross_domain(cells, chance), sub, mis, tables.honesty_table(aggregate.honesty(trials)),
             tables.failures(trials)]
     for t in made:
         if t.name == "failed_trials" or t.df.empty:     # no rows of its own to tell: mark as the report
