@@ -1,4 +1,5 @@
-"""Sweeps on Ray Tune: every shipped file, a real demo run, and the fault cases."""
+"""Sweeps on Ray Tune: every shipped file, bad files, a real demo run, a trial that fails alone
+(killed workers and drivers, and two Ray nodes: test_sweep_faults.py)."""
 import os
 import subprocess
 import sys

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_sweep import REPO, TINY, run, sweep_cmd  # noqa: F401
+from test_sweep import REPO, TINY, run, sweep_cmd
 
 
 def _wait(cond, proc, timeout=240):
