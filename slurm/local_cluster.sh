@@ -73,6 +73,7 @@ CONF
         sleep 1
     done
     echo "local_cluster: Slurm did not come up; logs in $DIR/log" >&2
+    stop >/dev/null      # nothing of a failed start is left running
     exit 1
 }
 

@@ -23,7 +23,11 @@ def slurm(tmp_path_factory, sweep_data, cache):
     RSNET_CACHE) and write results under their submit directory."""
     d = tmp_path_factory.mktemp("slurm")
     env = {**os.environ, "RSNET_SLURM_DIR": str(d), "RSNET_SLURMCTLD_PORT": "27817", "RSNET_SLURMD_PORT": "27818"}
-    subprocess.run(["bash", str(REPO / "slurm/local_cluster.sh"), "start"], env=env, check=True, timeout=120)
+    try:
+        subprocess.run(["bash", str(REPO / "slurm/local_cluster.sh"), "start"], env=env, check=True, timeout=120)
+    except BaseException:
+        subprocess.run(["bash", str(REPO / "slurm/local_cluster.sh"), "stop"], env=env, timeout=120)
+        raise
     env.update(SLURM_CONF=str(d / "slurm.conf"), RSNET_PYTHON=sys.executable, RSNET_NODE_IP="127.0.0.2",
                PYTHONPATH=str(REPO), RSNET_DATA=str(sweep_data), RSNET_CACHE=str(cache))
     env.pop("RAY_ADDRESS", None)
@@ -88,6 +92,7 @@ def test_sbatch_runs_a_sweep_requeued_it_resumes_and_cleans_up(slurm, tmp_path):
     token = tmp_path / ".rsnet" / f"ray-token-{job}"
     assert token.stat().st_mode & 0o077 == 0 and (tmp_path / ".rsnet").stat().st_mode & 0o077 == 0
     wait_for(lambda: no_ray_left(job), 60)
+    shutil.rmtree(f"/tmp/rsnet-{job}", ignore_errors=True)     # the job's Ray logs (kept for users)
 
 
 def test_submitit_submits_the_same_launcher(slurm, tmp_path):
@@ -98,6 +103,9 @@ def test_submitit_submits_the_same_launcher(slurm, tmp_path):
     assert "submitted job" in p.stdout and str(tmp_path / "results" / "tiny") in p.stdout
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
     assert len(table) == 2 and (table.status == "finished").all()
+    job = p.stdout.split("submitted job ", 1)[1].split()[0]
+    wait_for(lambda: no_ray_left(job), 60)
+    shutil.rmtree(f"/tmp/rsnet-{job}", ignore_errors=True)
 
 
 def test_prepare_runs_as_a_submitit_job_array(slurm, tmp_path, corpora):

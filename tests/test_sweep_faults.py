@@ -2,6 +2,7 @@
 over two Ray nodes. (Beside test_sweep.py so that pytest-xdist can run the two files at once.)"""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -85,9 +86,14 @@ def test_trials_run_on_two_ray_nodes(tmp_path, shared):
     token.chmod(0o600)
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     ray = str(Path(sys.executable).parent / "ray")
+    temp_dir = f"/tmp/rsnet-t{os.getpid()}"     # short: Ray's socket paths must stay under 107 bytes
+
+    def ray_left():
+        return subprocess.run(["pgrep", "-f", temp_dir], capture_output=True).returncode == 0
+
     common = ["--block", "--num-cpus=1", "--node-ip-address=127.0.0.2"]
     head = subprocess.Popen([ray, "start", "--head", f"--port={port}", "--include-dashboard=false",
-                             f"--temp-dir=/tmp/rsnet-t{os.getpid()}", *common], env=env,
+                             f"--temp-dir={temp_dir}", *common], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = None
 
@@ -113,3 +119,8 @@ def test_trials_run_on_two_ray_nodes(tmp_path, shared):
             if proc is not None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
+        deadline = time.time() + 60
+        while ray_left() and time.time() < deadline:     # the nodes' processes end after `ray start`
+            time.sleep(0.2)
+        shutil.rmtree(temp_dir, ignore_errors=True)      # their logs and sockets
+    assert not ray_left()
