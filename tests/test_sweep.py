@@ -93,6 +93,9 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
     assert len(table) == 6 and (table.status == "finished").all() and table.synthetic.all()
     assert set(table.setting) == {"full", "no_tsa", "shuffled_frames"}
     assert p.stdout.count("accuracy") >= 6 and "6/6 finished" in p.stdout
+    # our TensorBoard hint (the trials' own event files), not Ray's (under /tmp/ray, none of our curves)
+    assert f"tensorboard --logdir {tmp_path.resolve() / 'results' / 'demo' / 'trials'}" in p.stdout
+    assert "To visualize your results with TensorBoard" not in p.stdout + p.stderr
     for d in (tmp_path / "results" / "demo" / "trials").iterdir():
         assert list(d.glob("events.out.tfevents.*")) and (d / "result.json").exists()
     # the report over this real run: every table and figure is written, marked synthetic

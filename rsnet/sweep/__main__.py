@@ -130,7 +130,8 @@ def main(argv=None) -> int:
     from .table import write_table
 
     print(f"sweep {sweep.name}: {len(trials)} trials on Ray "
-          f"({'cluster ' + a.address if a.address else 'local'}) -> {sweep_dir}", flush=True)
+          f"({'cluster ' + a.address if a.address else 'local'}) -> {sweep_dir}\n"
+          f"sweep {sweep.name}: curves as trials run: tensorboard --logdir {sweep_dir / 'trials'}", flush=True)
     run_on_ray(sweep, trials, sweep_dir, a.address, a.num_cpus)
     table = write_table(sweep_dir)
     mine = table[table.trial.isin({t.name for t in trials})]

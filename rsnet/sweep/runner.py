@@ -90,6 +90,9 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     # progress stays one line per trial: trial output goes to Ray's logs, not the driver;
     # errors land in each trial's failed.json and in trials.csv
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's own TensorBoard files (and its hint, which points under /tmp/ray) hold none of our
+    # curves: each trial writes its events into its own directory; Tune keeps its CSV/JSON logs
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     else:
@@ -132,7 +135,7 @@ def run_on_ray(sweep: Sweep, trials: list[Trial], sweep_dir: Path, address: str 
     res = {"cpu": sweep.resources["cpu"], "gpu": sweep.resources["gpu"]}
     fn = tune.with_resources(trainable, res)
     path = str(storage / name)
-    callbacks = [Progress(sweep_dir, len(trials))]
+    callbacks = [Progress(sweep_dir, len(trials)), tune.logger.CSVLoggerCallback(), tune.logger.JsonLoggerCallback()]
     if not fresh and tune.Tuner.can_restore(path):
         print(f"sweep: resuming the Tune experiment in {path}")
         tuner = tune.Tuner.restore(path, trainable=fn, resume_errored=True)
