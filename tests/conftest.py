@@ -68,4 +68,3 @@ def pytest_report_header(config):
     import torch
 
     return f"torch {torch.__version__}, CPU kernels: {torch.backends.cpu.get_cpu_capability()}"
-

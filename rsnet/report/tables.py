@@ -60,14 +60,17 @@ def majority(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.Series:
 def _published_rows(table: str, name_column: str) -> list[dict]:
     pub = published()
     pub = pub[pub.table.isin([table, "majority"])]
-    return [{name_column: r["method"], "source": f"published: {r['source']}", **{d: r[d] or "—" for d in DATASETS}}
-            for r in pub.to_dict("records")]
+    return [{name_column: r["method"], "process": r["process_type"], "source": f"published: {r['source']}",
+             **{d: r[d] or "—" for d in DATASETS}} for r in pub.to_dict("records")]
+
+
+def _majority_cell(majority_pct: pd.Series, dataset: str, split: str) -> str:
+    return f"{majority_pct[(dataset, split)]:.1f}" if (dataset, split) in majority_pct.index else "—"
 
 
 def _our_majority_row(name_column: str, majority_pct: pd.Series) -> dict:
-    have = set(majority_pct.index)
-    return {name_column: "majority class", "source": "this run: the test videos' larger class",
-            **{d: f"{majority_pct[(d, 'kfold')]:.1f}" if (d, "kfold") in have else "—" for d in DATASETS}}
+    return {name_column: "majority class", "process": "", "source": "this run: the test videos' larger class",
+            **{d: _majority_cell(majority_pct, d, "kfold") for d in DATASETS}}
 
 
 def _differs(value, default) -> bool:
@@ -99,8 +102,7 @@ def _base_protocol(cells: pd.DataFrame) -> pd.Series:
 def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
     """Datasets as columns; the published rows (with each method's process type), then ours
     (pooled, and mean of folds), and the majority class of the paper's and of our test videos."""
-    pub = published().set_index("method")
-    rows = [{**r, "process": pub.process_type.get(r["method"], "")} for r in _published_rows("table2", "method")]
+    rows = _published_rows("table2", "method")
     ours = cells[_is_default_model(cells) & _base_protocol(cells)]
     for (label, agg), g in _by_label(ours):
         col = "mean" if agg == "pooled" else "mean_of_folds"
@@ -108,7 +110,7 @@ def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
         rows.append({"method": f"RealSmileNet, {label}", "process": "fully-automatic", "source": f"this run, {agg}",
                      **{d: fmt(*g.loc[g.dataset == d, [col, std, "flag"]].iloc[0]) if (g.dataset == d).any() else "—"
                         for d in DATASETS}})
-    rows.append({**_our_majority_row("method", majority_pct), "process": ""})
+    rows.append(_our_majority_row("method", majority_pct))
     return Table("table2", "Table 2: accuracy (%) on the four datasets, mean ± std over seeds",
                  pd.DataFrame(rows, columns=["method", "process", "source", *DATASETS]),
                  "Published rows are as printed in Yang et al. (ACCV 2020), each with its source; '—' where the "
@@ -177,8 +179,7 @@ def cross_domain(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
         rows.append({"sweep": r.sweep, "setting": r.setting, "train": train, "test": test,
                      "accuracy": fmt(r.mean, r.std, r.flag),
                      "published": pub.get((train.replace(" (all)", ""), test), "—"),
-                     "majority class": f"{majority_pct[(r.dataset, r.split)]:.1f}"
-                     if (r.dataset, r.split) in majority_pct.index else "—"})
+                     "majority class": _majority_cell(majority_pct, r.dataset, r.split)})
     return Table("cross_domain", "Cross-domain generalisation: accuracy (%) on the test domain",
                  pd.DataFrame(rows, columns=["sweep", "setting", "train", "test", "accuracy", "published",
                                              "majority class"]),
