@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, fields
 
 from .data.preprocess import PrepConfig
-from .data.splits import N_FOLDS, SPLITS, folds_for
+from .data.splits import MMI_FOLDS, N_FOLDS, SPLITS, folds_for
 from .loss import WEIGHTINGS
 from .model import VARIANTS
 
@@ -28,7 +28,8 @@ class TrialConfig:
     fold: int = 1
     seed: int = 0
     target_root: str = ""           # cross:<target> splits: the target dataset's root
-    mmi_selection: str = ""         # MMI: selection CSV (default <root>/mmi_selection.csv)
+    mmi_selection: str = ""         # MMI, as dataset or cross target: selection CSV (default <root>/mmi_selection.csv)
+    mmi_folds: str = "authors"      # MMI: the authors' 9 subject lists | balanced (greedy, any selection)
     # model and loss
     variant: str = "full"
     loss_weighting: str = "balanced"
@@ -63,6 +64,8 @@ class TrialConfig:
             bad("loss_weighting", self.loss_weighting, ", ".join(WEIGHTINGS))
         if self.split not in SPLITS:
             bad("split", self.split, ", ".join(SPLITS))
+        if self.mmi_folds not in MMI_FOLDS:
+            bad("mmi_folds", self.mmi_folds, ", ".join(MMI_FOLDS))
         if self.temporal_control not in TEMPORAL_CONTROLS:
             bad("temporal_control", self.temporal_control, ", ".join(TEMPORAL_CONTROLS))
         valid_folds = folds_for(self.split, self.dataset)
@@ -97,6 +100,15 @@ class TrialConfig:
     def prep(self) -> PrepConfig:
         """The preprocessing this trial's frames come from (its cache, and rsnet.predict's input)."""
         return PrepConfig(fps=self.fps, res=self.resolution, channels=self.channels)
+
+    def listing(self, dataset: str) -> dict:
+        """Keyword arguments of `rsnet.data.list_videos` for `dataset`, this trial's own or its
+        cross-domain target: the MMI selection is the one dataset option."""
+        return {"selection": self.mmi_selection} if dataset == "mmi" and self.mmi_selection else {}
+
+    def target(self) -> str | None:
+        """The dataset a cross:<target> split tests on; None for the other splits."""
+        return self.split.split(":", 1)[1] if self.split.startswith("cross:") else None
 
     def identity(self) -> dict:
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}

@@ -60,14 +60,14 @@ def pick_device(name: str) -> torch.device:
 def load_data(cfg: TrialConfig, progress: bool = False):
     """(train, val or None, test) ClipSets and facts about the data, from the cache."""
     prep = cfg.prep()
-    kw = {"selection": cfg.mmi_selection} if cfg.dataset == "mmi" and cfg.mmi_selection else {}
-    cache = load_or_build(cfg.dataset, cfg.root, prep, cfg.cache or None, progress=progress, **kw)
-    videos = cache.videos.assign(fold=assign_folds(cfg.dataset, cache.videos))
+    cache = load_or_build(cfg.dataset, cfg.root, prep, cfg.cache or None, progress=progress,
+                          **cfg.listing(cfg.dataset))
+    videos = cache.videos.assign(fold=assign_folds(cfg.dataset, cache.videos, cfg.mmi_folds))
     usable = videos[videos.status == "ok"]
     target_cache, target = cache, None
-    if cfg.split.startswith("cross:"):
-        target_cache = load_or_build(cfg.split.split(":")[1], cfg.target_root, prep, cfg.cache or None,
-                                     progress=progress)
+    if cfg.target():
+        target_cache = load_or_build(cfg.target(), cfg.target_root, prep, cfg.cache or None, progress=progress,
+                                     **cfg.listing(cfg.target()))
         target = target_cache.videos[target_cache.videos.status == "ok"]
     split = make_split(cfg.split, cfg.fold, cfg.dataset, usable, target)
     train_rows, val = split.train, None

@@ -104,12 +104,41 @@ def test_protocols_are_subject_disjoint(corpora):
     assert (bbc.assign(fold=assign_folds("bbc", bbc)).groupby("fold").label.sum() == 1).all()
 
 
-def test_mmi_full_selection_gives_9_balanced_subject_folds():
+def _mmi_full_selection() -> pd.DataFrame:
     from rsnet.synth import plan_corpus
     specs = plan_corpus("mmi", "full").specs
-    v = pd.DataFrame({"id": [s.relpath for s in specs], "label": [s.label for s in specs],
-                      "subject": [s.subject for s in specs]})
+    return pd.DataFrame({"id": [s.relpath for s in specs], "label": [s.label for s in specs],
+                         "subject": [s.subject for s in specs]})
+
+
+def test_mmi_default_folds_are_the_authors_subject_lists():
+    v = _mmi_full_selection()
     fold = assign_folds("mmi", v)
+    # the lists as printed in shared/datasets/README.md (the authors' released loader)
+    lists = {1: "54 21 46 2 34", 2: "61 35 5 44 3", 3: "55 49 45 37", 4: "60 48 41 42", 5: "53 32 1 40",
+             6: "59 43 47 39", 7: "56 50", 8: "57 33 30", 9: "58 36 29"}
+    expected = {s: k for k, ids in lists.items() for s in ids.split()}
+    assert len(expected) == 34 and set(v.subject) == set(expected)
+    assert (fold == v.subject.map(expected)).all()
+    assert v.assign(fold=fold).groupby("fold").label.agg(["min", "max"]).eq([0, 1]).all().all()   # both classes
+    padded = v.assign(subject=v.subject.str.zfill(3))                      # '054' is subject 54
+    assert (assign_folds("mmi", padded) == fold).all()
+
+
+def test_mmi_selection_outside_the_authors_subjects_is_an_error_naming_them():
+    v = _mmi_full_selection()
+    v.loc[v.subject == "21", "subject"] = "7"
+    v.loc[v.subject == "35", "subject"] = "S012"
+    with pytest.raises(DatasetError, match=r"subject\(s\) 7, S012 are not in the authors' 9 folds.*balanced"):
+        assign_folds("mmi", v)
+    with pytest.raises(ValueError, match="valid: authors, balanced"):
+        assign_folds("mmi", v, "greedy")
+
+
+def test_mmi_balanced_folds_take_any_selection():
+    v = _mmi_full_selection()
+    v["subject"] = "p" + v.subject                  # ids the authors' lists do not hold
+    fold = assign_folds("mmi", v, "balanced")
     assert sorted(fold.unique()) == list(range(1, 10))
     assert v.assign(fold=fold).groupby("subject").fold.nunique().max() == 1
     assert v.assign(fold=fold).groupby("fold").label.sum().min() > 0     # spontaneous in every fold

@@ -129,3 +129,17 @@ def test_cli_rejects_unknown_variant(tmp_path):
     p = subprocess.run([sys.executable, "-m", "rsnet.train", "--out", str(tmp_path), "--root", str(tmp_path),
                         "--variant", "vgg"], capture_output=True, text=True)
     assert p.returncode == 2 and "valid: full, no_tsa" in p.stderr
+
+
+def test_cross_mmi_target_reads_the_mmi_selection(base, corpora, tmp_path):
+    """cross:mmi tests on the sessions of the trial's MMI selection, not on the target's default file."""
+    from rsnet.trial import load_data
+
+    full = pd.read_csv(corpora["mmi"] / "mmi_selection.csv")
+    subset = full.groupby("label").head(2)                   # 2 posed, 2 spontaneous sessions
+    subset.to_csv(tmp_path / "four.csv", index=False)
+    cfg = base.replace(split="cross:mmi", fold=1, target_root=str(corpora["mmi"]),
+                       mmi_selection=str(tmp_path / "four.csv"))
+    _, _, test, facts = load_data(cfg)
+    assert facts["test_dataset"] == "mmi" and facts["test_videos"] == len(test) == 4 < len(full)
+    assert sorted(test.table.id.str.split("/").str[0].astype(int)) == sorted(subset.session)

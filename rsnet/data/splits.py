@@ -2,8 +2,9 @@
 
 Split names (a trial's `split` setting):
     kfold            the dataset's own protocol: UvA-NEMO's standard 10 folds (shipped),
-                     BBC 10 stratified folds, MMI 9 subject-disjoint folds, SPOS 7 leave-one-
-                     subject-out folds; fold k is the test set, the others train.
+                     BBC 10 stratified folds, MMI 9 subject-disjoint folds (the authors' lists
+                     of subjects, shipped; or greedy balanced folds of any selection), SPOS 7
+                     leave-one-subject-out folds; fold k is the test set, the others train.
     cross:<target>   train on every video of the trial's dataset (UvA-NEMO), test on every
                      video of <target> (bbc, mmi or spos); one fold.
     <a>-><b>         train on group a, test on group b of UvA-NEMO: adult->young,
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..protocols import uvanemo_table
+from ..protocols import mmi_authors_folds, uvanemo_table
 from .adapters import SPOS_SUBJECTS, DatasetError
 
 N_FOLDS = {"uvanemo": 10, "bbc": 10, "mmi": 9, "spos": 7}
@@ -25,11 +26,13 @@ GROUPS = {"male": ("gender", "male"), "female": ("gender", "female"),
           "adult": ("age_group", "adult"), "young": ("age_group", "young")}
 TRANSFERS = ("adult->young", "young->adult", "female->male", "male->female")
 CROSS_TARGETS = ("bbc", "mmi", "spos")
+MMI_FOLDS = ("authors", "balanced")
 SPLITS = ("kfold", *(f"cross:{t}" for t in CROSS_TARGETS), *TRANSFERS, *(f"within:{g}" for g in GROUPS))
 
 
-def assign_folds(dataset: str, videos: pd.DataFrame) -> pd.Series:
-    """Test fold (1..K) of every video under the dataset's own protocol."""
+def assign_folds(dataset: str, videos: pd.DataFrame, mmi_folds: str = "authors") -> pd.Series:
+    """Test fold (1..K) of every video under the dataset's own protocol (`mmi_folds`: MMI's
+    authors' subject lists, or greedy folds balanced over any selection)."""
     if dataset == "uvanemo":
         fold = videos.id.map(uvanemo_table().set_index("video").fold)
         if fold.isna().any():
@@ -42,9 +45,26 @@ def assign_folds(dataset: str, videos: pd.DataFrame) -> pd.Series:
         return rank
     if dataset == "spos":  # leave one subject out, in the dataset's subject order
         return videos.subject.map({s: i + 1 for i, s in enumerate(SPOS_SUBJECTS)}).astype(int)
-    if dataset == "mmi":
+    if dataset == "mmi" and mmi_folds == "authors":
+        return _authors_mmi_folds(videos)
+    if dataset == "mmi" and mmi_folds == "balanced":
         return videos.subject.map(_balanced_subject_folds(videos, N_FOLDS["mmi"])).astype(int)
+    if dataset == "mmi":
+        raise ValueError(f"mmi_folds {mmi_folds!r} is not valid; valid: {', '.join(MMI_FOLDS)}")
     raise DatasetError(f"unknown dataset {dataset!r}; valid: {', '.join(N_FOLDS)}")
+
+
+def _authors_mmi_folds(videos: pd.DataFrame) -> pd.Series:
+    """The fold the authors' lists give each video's subject (ids compared as numbers: '007' is 7)."""
+    table = mmi_authors_folds()
+    ids = videos.subject.astype(str).map(lambda s: str(int(s)) if s.strip().isdigit() else s.strip())
+    fold = ids.map(table)
+    if fold.isna().any():
+        outside = sorted(set(videos.subject[fold.isna()].astype(str)))
+        raise DatasetError(f"mmi: the selection's subject(s) {', '.join(outside)} are not in the authors' 9 folds "
+                           f"(subjects {', '.join(sorted(table, key=int))}); use mmi_folds: balanced for greedy "
+                           f"subject folds of another selection")
+    return fold.astype(int)
 
 
 def _balanced_subject_folds(videos: pd.DataFrame, k: int) -> dict[str, int]:

@@ -68,12 +68,11 @@ def prepare_data(sweep, trials, data_root: Path, cache: str | None) -> None:
     for t in trials:
         c = t.config
         prep = c.prep()
-        needed[(c.dataset, c.root, prep)] = c.mmi_selection
-        if c.split.startswith("cross:"):
-            needed[(c.split.split(":")[1], c.target_root, prep)] = ""
-    for (ds, root, prep), selection in needed.items():
-        kw = {"selection": selection} if ds == "mmi" and selection else {}
-        store = load_or_build(ds, root, prep, cache, **kw)
+        needed[(c.dataset, c.root, prep, c.mmi_selection)] = c.listing(c.dataset)
+        if c.target():
+            needed[(c.target(), c.target_root, prep, c.mmi_selection)] = c.listing(c.target())
+    for (ds, root, prep, _), listing in needed.items():
+        store = load_or_build(ds, root, prep, cache, **listing)
         print(f"sweep: cache {store.path.name}: {store.meta['videos']} videos, {store.meta['failed']} skipped")
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..data.adapters import MMI_SELECTION, SPOS_SUBJECTS
 from ..data.adapters import UVANEMO_DETAILS as DETAILS_NAME
-from ..protocols import uvanemo_table
+from ..protocols import mmi_authors_folds, uvanemo_table
 from .render import ClipSpec
 
 SIZES = ("tiny", "small", "full")
@@ -81,13 +81,18 @@ def plan_bbc(size, seed, frame_size=None, **kw) -> CorpusPlan:
 
 # --- MMI --------------------------------------------------------------------------------
 def _mmi_counts(size: str) -> tuple[dict[int, int], dict[int, int]]:
-    """Spontaneous and posed clips per subject: the paper's 138 + 87 from 9 + 25 people at full."""
+    """Spontaneous and posed clips per subject id of the authors' 9 folds (rsnet/protocols/
+    mmi_9fold.csv): the paper's 138 + 87 from 9 + 25 people at full; smaller sizes keep every
+    fold's spontaneous subject (53-61, the first of each fold's list) and one posed subject."""
+    folds = pd.Series(mmi_authors_folds()).rename_axis("subject").reset_index(name="fold")
+    folds["subject"] = folds.subject.astype(int)
+    spont_ids = sorted(folds.subject[folds.subject >= 53])
+    posed = folds[folds.subject < 53]
     if size == "full":
-        spont = {s: 16 if s <= 3 else 15 for s in range(1, 10)}            # 138
-        posed = {s: 4 if s <= 12 else 3 for s in range(1, 26)}             # 87
-        return spont, posed
+        spont = {s: 16 if i < 3 else 15 for i, s in enumerate(spont_ids)}                   # 138
+        return spont, {s: 4 if i < 12 else 3 for i, s in enumerate(sorted(posed.subject))}  # 87
     n = {"small": 2, "tiny": 1}[size]
-    return {s: n for s in range(1, 10)}, {s: n for s in range(1, 10)}
+    return {s: n for s in spont_ids}, {int(g.subject.iloc[0]): n for _, g in posed.groupby("fold")}
 
 
 def _mmi_xml(spec: ClipSpec, session: int) -> dict[str, str]:
