@@ -10,16 +10,10 @@ import pandas as pd
 import pytest
 
 from rsnet.report import build_report
-from rsnet.report.aggregate import (
-    bootstrap_ci,
-    fmt,
-    mean_ci,
-    paired,
-    per_seed,
-    summarise,
-)
+from rsnet.report.aggregate import fmt, mean_ci, per_seed, summarise
+from rsnet.report.resampling import hierarchical_bootstrap, holm, paired, percentile_interval, sign_flip_p
 from rsnet.report.load import load_results
-from rsnet.report.tables import majority, published, published_cross_domain
+from rsnet.report.tables import majority, method_descriptions, published, published_cross_domain
 from rsnet.sweep.spec import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +51,18 @@ def make_trial(d: Path, cfg: dict, setting: str, videos: int, correct: int, synt
         "status": "finished", "accuracy": acc, "final_epoch_accuracy": acc, "optimistic_accuracy": max(*epochs, acc),
         "selected_epoch": 3, "wall_seconds": 1.0, "test_videos": videos, "test_dataset": "spos",
         "synthetic": synthetic}))
+
+
+def correct_matrix(table: dict, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """seeds x (fold, video) correct answers of a FULL/NO_TSA table (NaN: no such video for that
+    seed), and each column's fold, in the report's column order."""
+    cols = sorted({(f + 1, f"{f + 1}_{i}") for s in seeds for f, (n, _) in enumerate(table[s]) for i in range(n)})
+    m = np.full((len(seeds), len(cols)), np.nan)
+    for row, s in enumerate(seeds):
+        for f, (n, c) in enumerate(table[s]):
+            for i in range(n):
+                m[row, cols.index((f + 1, f"{f + 1}_{i}"))] = float(i < c)
+    return m, np.array([f for f, _ in cols])
 
 
 @pytest.fixture
@@ -119,25 +125,53 @@ def test_cells_without_a_complete_seed_say_what_they_have():
     assert fmt(cell["mean"], cell["std"], cell.flag) == "50.0 (partial: 3/20 trials)"
 
 
-def test_paired_comparison_over_seed_and_fold(sweep_dir):
+def test_paired_comparison_over_trials_and_test_videos(sweep_dir):
     r = load_results(sweep_dir)
-    p = paired(r.trials).iloc[0]
-    full = {(s, f + 1): c / n for s, folds in FULL.items() for f, (n, c) in enumerate(folds)}
-    other = {(s, f + 1): c / n for s, folds in NO_TSA.items() for f, (n, c) in enumerate(folds)}
-    d = np.array([other[k] - full[k] for k in sorted(full)])                     # 19 common (seed, fold) pairs
-    assert p.setting == "no_tsa" and p.reference == "full" and p.pairs == 19
-    assert p.mean_diff == pytest.approx(d.mean())
-    assert (p.better, p.worse, p.ties) == (0, 17, 2)
+    p = paired(r.trials, r.predictions).iloc[0]
+    full = {(s, f + 1): (n, c) for s, folds in FULL.items() for f, (n, c) in enumerate(folds)}
+    other = {(s, f + 1): (n, c) for s, folds in NO_TSA.items() for f, (n, c) in enumerate(folds)}
+    common = sorted(full)                                                         # 19 (seed, fold) pairs
+    d = np.array([other[k][1] / other[k][0] - full[k][1] / full[k][0] for k in common])
+    assert p.setting == "no_tsa" and p.reference == "full" and p.pairs == 19 and p.videos == 16
+    # pooled over the pairs' test videos: the first c videos of a trial are the right ones
+    assert p.mean_diff == pytest.approx(sum(other[k][1] - full[k][1] for k in common) / sum(full[k][0] for k in common))
+    assert (p.better, p.worse, p.ties) == (0, int((d < 0).sum()), int((d == 0).sum())) == (0, 17, 2)
     assert p.ci_low < p.mean_diff < p.ci_high < 0                                # clearly worse
-    assert p.wilcoxon_p < 0.01
+    assert p.p < 0.01 and p.p_holm == p.p                                        # a family of one
 
 
 def test_interval_helpers():
     m, s, lo, hi = mean_ci([0.8, 0.8, 0.8])
     assert (m, s, lo, hi) == pytest.approx((0.8, 0.0, 0.8, 0.8))
     assert np.isnan(mean_ci([0.7])[1])
-    lo, hi = bootstrap_ci([0.1] * 10)
-    assert lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
+    assert fmt(0.8125, 0.0123, "(2/3 seeds)", 0.75, 0.875) == "81.2 ± 1.2 [75.0, 87.5] (2/3 seeds)"
+
+
+def test_video_bootstrap_resamples_videos_within_folds_and_seeds():
+    one_fold = np.array([[1.0] * 300 + [0.0] * 100])                             # 1 seed, 400 videos, 75 %
+    lo, hi = percentile_interval(hierarchical_bootstrap(one_fold, np.ones(400)))
+    half = 1.96 * np.sqrt(0.75 * 0.25 / 400)                                      # the binomial interval
+    assert (lo, hi) == pytest.approx((0.75 - half, 0.75 + half), abs=0.006)
+    # one fold all right, one all wrong: resampled within folds, every resample scores 50 %
+    split = np.array([[1.0] * 50 + [0.0] * 50])
+    assert percentile_interval(hierarchical_bootstrap(split, np.repeat([1, 2], 50))) == (0.5, 0.5)
+    # two seeds answering alike share the video draw: no narrower than one seed
+    two = percentile_interval(hierarchical_bootstrap(np.vstack([one_fold, one_fold]), np.ones(400)))
+    assert two == pytest.approx((lo, hi), abs=0.006)
+    # seeds that disagree widen it; a seed lacking a video (NaN) is left out of that video only
+    seeds = np.array([[1.0] * 100, [0.0] * 100])
+    assert percentile_interval(hierarchical_bootstrap(seeds, np.ones(100))) == (0.0, 1.0)
+    gap = np.vstack([one_fold, np.where(np.arange(400) < 300, np.nan, 0.0)])
+    assert np.nanmean(gap) == pytest.approx(300 / 500)
+    assert np.median(hierarchical_bootstrap(gap, np.ones(400))) == pytest.approx(300 / 500, abs=0.03)
+
+
+def test_sign_flip_and_holm():
+    assert sign_flip_p(np.zeros(30)) == 1.0
+    assert sign_flip_p(np.full(12, -0.5)) == pytest.approx(2 / 2 ** 12)         # exact: 2 of 4096 sign patterns
+    assert sign_flip_p(np.r_[np.full(10, 0.5), np.full(10, -0.5)]) == pytest.approx(1.0)
+    assert holm([0.01, 0.04, 0.03, np.nan]) == pytest.approx([0.03, 0.06, 0.06, np.nan], nan_ok=True)
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
 
 
 def test_report_files_and_flags(sweep_dir):
@@ -151,8 +185,12 @@ def test_report_files_and_flags(sweep_dir):
         for ext in ("md", "csv", "tex"):
             assert (out / f"{name}.{ext}").exists(), f"{name}.{ext}"
     t3 = pd.read_csv(out / "table3.csv").query("sweep == 'abl'").set_index("setting")
-    assert t3.loc["full", "spos"] == "74.1 ± 16.4 (2/3 seeds)"
-    assert t3.loc["no_tsa", "spos"] == "39.3 ± 12.9"                           # 4/16, 6/14, 7/14
+    # mean ± std over complete seeds, [the interval over seeds and test videos], what is missing
+    lo, hi = percentile_interval(hierarchical_bootstrap(*correct_matrix(FULL, [0, 1])))
+    assert t3.loc["full", "spos"] == f"74.1 ± 16.4 [{100 * lo:.1f}, {100 * hi:.1f}] (2/3 seeds)"
+    lo, hi = percentile_interval(hierarchical_bootstrap(*correct_matrix(NO_TSA, [0, 1, 2])))
+    assert t3.loc["no_tsa", "spos"] == f"39.3 ± 12.9 [{100 * lo:.1f}, {100 * hi:.1f}]"     # 4/16, 6/14, 7/14
+    assert lo < 0.393 < hi
     assert "SYNTHETIC DATA" in (out / "table3.md").read_text().splitlines()[0]
     assert "\\begin{tabular}" in (out / "table3.tex").read_text()
     failed = pd.read_csv(out / "failed_trials.csv")
@@ -179,6 +217,11 @@ def test_report_files_and_flags(sweep_dir):
     titles = [line for line in index.splitlines() if line.startswith("## ") and "(" in line]
     assert len(titles) == 9 and all("SYNTHETIC DATA" in t for t in titles)        # every table's title
     assert "![curves_abl](curves_abl.png)" in index and (out / "curves_abl.png").stat().st_size > 10_000
+    methods = index.split("## Methods\n\n", 1)[1].split("\n\n", 1)[0].splitlines()   # a sentence per name
+    assert [m.split("**")[1] for m in methods] == ["Cohn'04", "Dibeklioglu'10", "Pfister'11", "Wu'14",
+                                                   "Dibeklioglu'15", "Mandal'17", "Mandal'16", "RealSmileNet",
+                                                   "majority class", "no_tsa", "mini_resnet", "mini_densenet",
+                                                   "no_weighted_loss", "softmax", "full"]
 
 
 def test_the_same_trial_names_in_two_sweeps_stay_apart(sweep_dir):
@@ -239,8 +282,9 @@ def test_grid_subgroup_and_cross_domain_tables_and_figures(tmp_path):
     groups = pd.read_csv(out / "subgroups.csv").set_index("group")
     assert groups.loc["male", "mean"] == pytest.approx(0.75) and groups.loc["female", "mean"] == pytest.approx(0.25)
     cross = pd.read_csv(out / "cross_domain.csv", dtype=str).set_index("test")
-    assert cross.loc["bbc", "accuracy"] == "50.0 ± 0.0" and cross.loc["bbc", "train"] == "uvanemo (all)"
-    assert cross.loc["uvanemo young", "accuracy"] == "100.0 ± 0.0"
+    # 2 of 4 test videos right for every seed: over 4 videos the interval spans about everything
+    assert cross.loc["bbc", "accuracy"] == "50.0 ± 0.0 [0.0, 100.0]" and cross.loc["bbc", "train"] == "uvanemo (all)"
+    assert cross.loc["uvanemo young", "accuracy"] == "100.0 ± 0.0 [100.0, 100.0]"
     assert cross.loc["bbc", "published"] == "80.0" and cross.loc["uvanemo young", "published"] == "75.9"
     assert cross.loc["bbc", "majority class"] == "50.0"
     mis = pd.read_csv(out / "mispredictions.csv")
@@ -264,6 +308,13 @@ SHARED_PAPER = REPO.parent / "shared" / "paper"
 
 
 @pytest.mark.skipif(not SHARED_PAPER.is_dir(), reason="the paper's transcription lies in ../shared beside the checkout")
+def test_every_published_method_and_shipped_setting_has_a_sentence():
+    known = method_descriptions()
+    settings = {name for f in (REPO / "sweeps").glob("*.yaml") for name in load_sweep(f).axes.get("setting", {})}
+    assert set(published().method) | settings <= set(known), sorted(set(published().method) | settings - set(known))
+    assert all(s.endswith(".") and len(s) > 40 for s in known.values())
+
+
 def test_published_numbers_are_the_papers_transcription():
     ours = published().set_index(["table", "method"])
     paper = pd.read_csv(SHARED_PAPER / "published_results.csv", dtype=str).fillna("").set_index(["table", "row"])

@@ -5,13 +5,18 @@ Definitions (stated in every report):
 - For each seed, the cross-validated accuracy is the accuracy of the test predictions pooled
   over all the protocol's folds ("pooled"); the mean of the per-fold accuracies is given too.
 - A cell's figure is the mean over seeds ("mean of ten trials" in the paper) with the sample
-  standard deviation and a 95% Student-t interval of that mean.
+  standard deviation and a 95% Student-t interval of that mean. That interval knows only the
+  seeds; the tables' [low-high] is a 95% interval that also counts the test videos as a sample:
+  a bootstrap resampling seeds, and test videos within each fold (one draw for every seed, as
+  they share their test videos), 2,000 resamples.
 - Only seeds whose folds are all finished enter the mean. A cell that lacks seeds says so,
   e.g. "81.3 ± 1.2 (7/10 seeds)"; a cell without one complete seed shows the pooled accuracy of
   what it has, flagged "(partial: 13/20 trials)". Nothing incomplete is averaged silently.
-- An ablation is compared with the full model of the same dataset and protocol, paired over
-  (seed, fold): the mean per-trial difference, a bootstrap 95% interval of it (10,000
-  resamples of the pairs) and the Wilcoxon signed-rank p-value.
+- An ablation is compared with the full model of the same sweep, dataset and protocol on the
+  (seed, fold) trials and test videos both have: the difference in pooled accuracy, its 95%
+  interval by the same bootstrap of the per-video differences, a sign-flip permutation p-value
+  over test videos (each video's difference averaged over seeds: a video counts once), and
+  that p-value Holm-adjusted over the sweep's settings compared on the same dataset and protocol.
 """
 from __future__ import annotations
 
@@ -23,8 +28,6 @@ from ..data.splits import folds_for
 
 CELL = ["sweep", "dataset", "split", "setting", "variant", "loss_weighting", "temporal_control", "fps",
         "resolution", "channels", "lr", "batch_size", "epochs", "forget_bias"]
-PAIR_KEYS = ["sweep", "dataset", "split", "fps", "resolution", "channels"]
-BOOTSTRAP = 10_000
 
 
 def _cells(trials: pd.DataFrame) -> pd.DataFrame:
@@ -93,49 +96,20 @@ def summarise(seeds: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fmt(mean: float, std: float = np.nan, flag: str = "") -> str:
-    """'81.3 ± 1.2 (7/10 seeds)' in percent; '—' without a value."""
+def fmt(mean: float, std: float = np.nan, flag: str = "", low: float = np.nan, high: float = np.nan) -> str:
+    """'81.3 ± 1.2 [78.0, 84.5] (7/10 seeds)' in percent: mean ± std over seeds, the interval over
+    seeds and test videos where given, what is missing; '—' without a value."""
     if mean is None or np.isnan(mean):
         return f"— {flag}".strip() if flag else "—"
     text = f"{100 * mean:.1f}" + ("" if std is None or np.isnan(std) else f" ± {100 * std:.1f}")
+    if not (low is None or np.isnan(low)):
+        text += f" [{100 * low:.1f}, {100 * high:.1f}]"
     return f"{text} {flag}".strip()
 
 
-def bootstrap_ci(diffs, n: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
-    d = np.asarray(diffs, dtype=float)
-    if len(d) < 2:
-        return np.nan, np.nan
-    idx = np.random.default_rng(seed).integers(0, len(d), size=(n, len(d)))
-    means = d[idx].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
-def paired(trials: pd.DataFrame, reference: str = "full") -> pd.DataFrame:
-    """Each setting against `reference` of the same sweep/dataset/protocol, paired over (seed, fold)."""
-    t = _cells(trials)
-    t = t[t.status == "finished"].assign(accuracy=lambda d: d.accuracy.astype(float))
-    rows = []
-    for key, g in t.groupby(PAIR_KEYS, sort=True):
-        ref = g[g.setting == reference].set_index(["seed", "fold"]).accuracy
-        if ref.empty:
-            continue
-        for setting, h in g[g.setting != reference].groupby("setting", sort=True):
-            other = h.set_index(["seed", "fold"]).accuracy
-            if ref.index.has_duplicates or other.index.has_duplicates:   # another axis varies too
-                print(f"report: {key}: {setting} against {reference} is ambiguous (several trials per seed "
-                      f"and fold, another axis varies); not compared")
-                continue
-            common = ref.index.intersection(other.index)
-            d = (other[common] - ref[common]).to_numpy()
-            lo, hi = bootstrap_ci(d)
-            p = np.nan
-            if len(d) >= 2 and np.any(d != 0):
-                p = float(stats.wilcoxon(d, zero_method="zsplit").pvalue)
-            rows.append({**dict(zip(PAIR_KEYS, key)), "setting": setting, "reference": reference,
-                         "pairs": len(d), "mean_diff": float(d.mean()) if len(d) else np.nan,
-                         "ci_low": lo, "ci_high": hi, "wilcoxon_p": p,
-                         "better": int((d > 0).sum()), "worse": int((d < 0).sum()), "ties": int((d == 0).sum())})
-    return pd.DataFrame(rows)
+def cell_value(cell) -> str:
+    """A cell's pooled figure as the tables show it (a row of `summarise` with the video interval)."""
+    return fmt(cell["mean"], cell["std"], cell["flag"], cell.get("video_low", np.nan), cell.get("video_high", np.nan))
 
 
 def honesty(trials: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from ..config import TrialConfig
 from ..data.adapters import age_group
 from ..data.splits import N_FOLDS
 from ..protocols import uvanemo_table
-from .aggregate import fmt
+from .aggregate import cell_value, fmt
 
 DATASETS = list(N_FOLDS)
 DEFAULTS = TrialConfig()
@@ -46,6 +46,11 @@ def published() -> pd.DataFrame:
 def published_cross_domain() -> pd.DataFrame:
     """The paper's cross-domain accuracies (Section 4.2): train, test, accuracy, source."""
     return _packaged_csv("published_cross_domain.csv")
+
+
+def method_descriptions() -> dict[str, str]:
+    """method or setting name -> one sentence saying what it is (rsnet/report/methods.csv)."""
+    return dict(_packaged_csv("methods.csv").values)
 
 
 def majority(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.Series:
@@ -105,11 +110,10 @@ def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
     rows = _published_rows("table2", "method")
     ours = cells[_is_default_model(cells) & _base_protocol(cells)]
     for (label, agg), g in _by_label(ours):
-        col = "mean" if agg == "pooled" else "mean_of_folds"
-        std = "std" if agg == "pooled" else "mean_of_folds_std"
+        by_dataset = g.set_index("dataset")
+        value = cell_value if agg == "pooled" else (lambda c: fmt(c["mean_of_folds"], c["mean_of_folds_std"], c["flag"]))
         rows.append({"method": f"RealSmileNet, {label}", "process": "fully-automatic", "source": f"this run, {agg}",
-                     **{d: fmt(*g.loc[g.dataset == d, [col, std, "flag"]].iloc[0]) if (g.dataset == d).any() else "—"
-                        for d in DATASETS}})
+                     **{d: value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in DATASETS}})
     rows.append(_our_majority_row("method", majority_pct))
     return Table("table2", "Table 2: accuracy (%) on the four datasets, mean ± std over seeds",
                  pd.DataFrame(rows, columns=["method", "process", "source", *DATASETS]),
@@ -134,9 +138,9 @@ def table3(cells: pd.DataFrame, pairs: pd.DataFrame, majority_pct: pd.Series) ->
     k = k[k.groupby("sweep").setting.transform("nunique") > 1]
     rows = [{"sweep": "published", **r} for r in _published_rows("table3", "setting")]
     for (sweep, setting), g in k.groupby(["sweep", "setting"], sort=False):
+        by_dataset = g.set_index("dataset")
         rows.append({"sweep": sweep, "setting": setting, "source": "this run, pooled",
-                     **{d: fmt(*g.loc[g.dataset == d, ["mean", "std", "flag"]].iloc[0]) if (g.dataset == d).any()
-                        else "—" for d in DATASETS}})
+                     **{d: cell_value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in DATASETS}})
     rows.append({"sweep": "", **_our_majority_row("setting", majority_pct)})
     t3 = Table("table3", "Table 3: ablations, accuracy (%) pooled over folds, mean ± std over seeds",
                pd.DataFrame(rows, columns=["sweep", "setting", "source", *DATASETS]),
@@ -146,11 +150,14 @@ def table3(cells: pd.DataFrame, pairs: pd.DataFrame, majority_pct: pd.Series) ->
     if len(p):
         for c in ("mean_diff", "ci_low", "ci_high"):
             p[c] = (100 * p[c]).round(2)
-        p["wilcoxon_p"] = [f"{v:.2g}" if pd.notna(v) else "" for v in p.wilcoxon_p]
-    paired = Table("table3_paired", "Ablations against the full model, paired over (seed, fold): "
-                   "difference in accuracy (percentage points)", p,
-                   "mean_diff = setting - reference per trial, averaged over pairs; ci = bootstrap 95% interval; "
-                   "wilcoxon_p = Wilcoxon signed-rank test; better/worse/ties count pairs.",
+        for c in ("p", "p_holm"):
+            p[c] = [f"{v:.2g}" if pd.notna(v) else "" for v in p[c]]
+    paired = Table("table3_paired", "Ablations against the full model on the same trials' test videos: "
+                   "difference in pooled accuracy (percentage points)", p,
+                   "mean_diff = setting - reference over the (seed, fold) trials both have (pairs) and their test "
+                   "videos; ci = 95% bootstrap interval over seeds and test videos; p = sign-flip permutation test "
+                   "over test videos, p_holm = Holm-adjusted over the settings compared on the same dataset and "
+                   "protocol; better/worse/ties count trial pairs.",
                    synthetic=t3.synthetic)
     return [t3, paired]
 
@@ -160,7 +167,7 @@ def fps_resolution(cells: pd.DataFrame) -> Table:
     c = cells[_is_default_model(cells) & (cells.split == "kfold")]
     c = c[c.groupby(["sweep", "dataset"]).fps.transform("nunique") * c.groupby(["sweep", "dataset"])
           .resolution.transform("nunique") > 1]
-    c = c.assign(value=[fmt(m, s, f) for m, s, f in zip(c["mean"], c["std"], c.flag)])
+    c = c.assign(value=[cell_value(r) for _, r in c.iterrows()])
     df = c.pivot_table(index=["sweep", "dataset", "fps"], columns="resolution", values="value", aggfunc="first")
     df.columns = [f"{r} px" for r in df.columns]
     return Table("fps_resolution", "Fig. 6: accuracy (%) over frame rate (fps) and face resolution",
@@ -174,10 +181,10 @@ def cross_domain(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
     pub = {(r["train"].replace(":", " "), r["test"].replace(":", " ")): r["accuracy"]
            for r in published_cross_domain().to_dict("records")}
     rows = []
-    for r in c.itertuples():
+    for _, r in c.iterrows():
         train, test = _train_side(r.dataset, r.split), _test_side(r.split)
         rows.append({"sweep": r.sweep, "setting": r.setting, "train": train, "test": test,
-                     "accuracy": fmt(r.mean, r.std, r.flag),
+                     "accuracy": cell_value(r),
                      "published": pub.get((train.replace(" (all)", ""), test), "—"),
                      "majority class": _majority_cell(majority_pct, r.dataset, r.split)})
     return Table("cross_domain", "Cross-domain generalisation: accuracy (%) on the test domain",
@@ -199,7 +206,7 @@ def _test_side(split: str) -> str:
 def subgroups(cells: pd.DataFrame) -> Table:
     c = cells[cells.split.str.startswith("within:")]
     rows = [{"sweep": r.sweep, "setting": r.setting, "group": r.split.split(":")[1],
-             "accuracy": fmt(r.mean, r.std, r.flag), "mean": r.mean, "std": r.std} for r in c.itertuples()]
+             "accuracy": cell_value(r), "mean": r["mean"], "std": r["std"]} for _, r in c.iterrows()]
     return Table("subgroups", "Fig. 7 (left): accuracy (%) when training and testing within one UvA-NEMO group",
                  pd.DataFrame(rows, columns=["sweep", "setting", "group", "accuracy", "mean", "std"]),
                  synthetic=bool(c.synthetic.any()))

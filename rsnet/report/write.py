@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import aggregate, figures, tables
+from . import aggregate, figures, resampling, tables
 from .load import load_all
 from .tables import Table
 
@@ -39,7 +39,9 @@ def build_report(results, out=None) -> dict:
     curves = pd.concat([s.curves for s in sweeps], ignore_index=True)
     seeds = aggregate.per_seed(trials, predictions)
     cells = aggregate.summarise(seeds) if len(seeds) else pd.DataFrame(columns=aggregate.CELL)
-    pairs = aggregate.paired(trials)
+    if len(cells):
+        cells = cells.merge(resampling.video_intervals(trials, predictions, seeds), on=aggregate.CELL, how="left")
+    pairs = resampling.paired(trials, predictions)
     seeds.to_csv(out / "per_seed.csv", index=False)
     cells.to_csv(out / "cells.csv", index=False)
     synthetic = bool(trials.synthetic.fillna(False).astype(bool).any())
@@ -63,6 +65,14 @@ def build_report(results, out=None) -> dict:
             "finished": int((trials.status == "finished").sum()), "failed": int((trials.status == "failed").sum())}
 
 
+def _method_lines(made: list[Table]) -> list[str]:
+    """One sentence per method, setting or variant the tables name (methods.csv), in table order."""
+    known = tables.method_descriptions()
+    named = [str(v) for t in made for c in ("method", "setting") if c in t.df for v in t.df[c]]
+    named = [n.split(", ")[0] for n in named]                   # "RealSmileNet, ours: demo" -> RealSmileNet
+    return [f"- **{n}**: {known[n]}" for n in dict.fromkeys(named) if n in known]
+
+
 def _index(out: Path, sweeps, trials: pd.DataFrame, made: list[Table], pngs: list[Path], synthetic: bool) -> None:
     title = ("SYNTHETIC DATA — " if synthetic else "") + "rsnet report"
     lines = [f"# {title}", "", f"Written {time.strftime('%Y-%m-%d %H:%M')} from {len(sweeps)} sweep(s).", ""]
@@ -73,6 +83,7 @@ def _index(out: Path, sweeps, trials: pd.DataFrame, made: list[Table], pngs: lis
         "sweep": s.name, "trials": len(s.trials), **s.trials.status.value_counts().to_dict(),
         "description": s.description} for s in sweeps]).fillna(0).to_markdown(index=False), ""]
     lines += ["## How the numbers are computed", "", DEFINITIONS, ""]
+    lines += ["## Methods", "", *_method_lines(made), ""]
     for t in made:
         body = t.df.to_markdown(index=False) if len(t.df) else "(no trials of this kind in these results)"
         lines += [f"## {t.full_title}", "", body, ""]

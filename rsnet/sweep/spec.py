@@ -66,8 +66,8 @@ class Sweep:
         out = set()
         for t in self.trials("/"):
             out.add(t.config.dataset)
-            if t.config.split.startswith("cross:"):
-                out.add(t.config.split.split(":")[1])
+            if t.config.target():
+                out.add(t.config.target())
         return out
 
     def trials(self, data_root) -> list[Trial]:
@@ -88,8 +88,8 @@ class Sweep:
                 for fold, seed in itertools.product(folds, seeds):
                     cfg = TrialConfig.from_dict({**merged, "fold": fold, "seed": seed}, str(self.path))
                     cfg.root = str(self.data_dir(data_root, cfg.dataset))
-                    if cfg.split.startswith("cross:"):
-                        cfg.target_root = str(self.data_dir(data_root, cfg.split.split(":")[1]))
+                    if cfg.target():
+                        cfg.target_root = str(self.data_dir(data_root, cfg.target()))
                     try:
                         cfg.validate()
                     except ValueError as e:
