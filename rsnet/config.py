@@ -37,6 +37,7 @@ class TrialConfig:
     temporal_control: str = "none"     # none | shuffle (frames shuffled in time) | single_frame (one frame)
     # input
     fps: float = 5.0
+    frame_stride: int = 0           # > 0: every k-th frame (authors' loader: 5) in place of fps by time
     resolution: int = 48
     channels: int = 3
     # optimisation
@@ -44,7 +45,7 @@ class TrialConfig:
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.005
-    l2_penalty: float = 0.0         # authors' code adds 0.001 * sum of weights' L2 norms; off by default
+    l2_penalty: float = 0.0         # authors' code: 0.001 * sum of every parameter tensor's L2 norm; off by default
     val_fraction: float = 0.0       # > 0: subject-disjoint validation split of the training subjects picks the epoch
     amp: bool = False               # mixed precision (bf16 autocast) on CUDA; ignored on CPU
     # runtime (not part of the result's identity)
@@ -82,6 +83,8 @@ class TrialConfig:
             bad("val_fraction", self.val_fraction, "[0, 1)")
         if self.fps <= 0:
             bad("fps", self.fps, "> 0")
+        if self.frame_stride < 0:
+            bad("frame_stride", self.frame_stride, "0 (sample by time at fps) or a stride >= 1")
         return self
 
     def to_dict(self) -> dict:
@@ -99,7 +102,7 @@ class TrialConfig:
 
     def prep(self) -> PrepConfig:
         """The preprocessing this trial's frames come from (its cache, and rsnet.predict's input)."""
-        return PrepConfig(fps=self.fps, res=self.resolution, channels=self.channels)
+        return PrepConfig(fps=self.fps, stride=self.frame_stride, res=self.resolution, channels=self.channels)
 
     def listing(self, dataset: str) -> dict:
         """Keyword arguments of `rsnet.data.list_videos` for `dataset`, this trial's own or its

@@ -24,8 +24,9 @@ def autocast(device: torch.device, amp: bool):
 
 
 def l2_norm_penalty(model: torch.nn.Module) -> torch.Tensor:
-    """Sum of the L2 norms of the weight tensors (the authors' extra regulariser, times 0.001)."""
-    return sum(p.norm(2) for n, p in model.named_parameters() if p.requires_grad and n.endswith("weight"))
+    """Sum over every trainable parameter tensor (weights, biases, BatchNorm scales) of its L2
+    norm, not squared: the authors' released code adds 0.001 x this to the loss."""
+    return sum(p.norm(2) for p in model.parameters() if p.requires_grad)
 
 
 def train_one_epoch(model, data: ClipSet, optimizer, class_weights: torch.Tensor, device: torch.device, *,

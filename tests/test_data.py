@@ -50,6 +50,9 @@ def test_sampling_by_time_is_rate_independent(tmp_path):
         assert (len(got), native, count) == (50, fps, n)
         # frame k shows time k/5 s: brightness ~ 25 * t
         assert np.allclose(got.mean(axis=(1, 2, 3)), (np.arange(50) * fps // 5) * 250 // n, atol=3)
+        # the authors' loader: every 5th frame, whatever the rate (10 fps at 50 fps, 5.8 fps at 29)
+        got, _, _ = read_sampled_frames(str(tmp_path / f"v{fps}.mp4"), "video", float("nan"), 5.0, stride=5)
+        assert len(got) == n // 5 and np.allclose(got.mean(axis=(1, 2, 3)), np.arange(0, n, 5) * 250 // n, atol=3)
 
 
 def test_crops_contain_the_face():

@@ -51,7 +51,8 @@ def fingerprint(dataset: str, root, videos: pd.DataFrame, cfg: PrepConfig) -> st
 
 
 def store_name(dataset: str, cfg: PrepConfig, fp: str) -> str:
-    return f"{dataset}-fps{cfg.fps:g}-res{cfg.res}-c{cfg.channels}-v{cfg.version}-{fp}"
+    rate = f"stride{cfg.stride}" if cfg.stride else f"fps{cfg.fps:g}"
+    return f"{dataset}-{rate}-res{cfg.res}-c{cfg.channels}-v{cfg.version}-{fp}"
 
 
 class FrameCache:
