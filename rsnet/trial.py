@@ -7,7 +7,7 @@ A trial directory holds
     result.json        headline accuracy, optimistic accuracy, counts, timing, versions, hash
     checkpoint.pt      model, optimizer, epoch, RNG states, history, config (latest; atomic)
     selected.pt        with val_fraction > 0: the weights of the validation-selected epoch
-    events.out.tfevents.*   TensorBoard scalars per epoch
+    events.out.tfevents.*   TensorBoard: scalars per epoch; the settings and final accuracies (HParams)
 Model selection never looks at the test fold: the headline accuracy is the final epoch's, or,
 with val_fraction > 0, that of the epoch with the best accuracy on a subject-disjoint
 validation split of the training subjects. The best test accuracy over epochs (what the
@@ -177,7 +177,28 @@ def run_trial(cfg: TrialConfig, out_dir, report: Callable[[dict, Path | None], N
     finally:
         writer.close()
     final_eval = evaluate(model, test, device, amp=cfg.amp, control=cfg.temporal_control, seed=cfg.seed)
-    return _finish(out, cfg, state, final_eval, test, facts, model, threads, device, time.perf_counter() - t_start)
+    result = _finish(out, cfg, state, final_eval, test, facts, model, threads, device, time.perf_counter() - t_start)
+    _write_hparams(out, cfg, result)
+    return result
+
+
+HPARAM_METRICS = ("accuracy", "final_epoch_accuracy", "optimistic_accuracy")
+
+
+def _write_hparams(out: Path, cfg: TrialConfig, result: dict) -> None:
+    """This trial's settings and final accuracies for TensorBoard's HParams dashboard, so one
+    TensorBoard on a sweep's trials/ compares its settings side by side (paths left out)."""
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import hparams
+
+    settings = {k: "none" if v is None else v for k, v in cfg.identity().items()
+                if k not in ("root", "target_root", "mmi_selection")}
+    metrics = {f"hparam/{k}": float(result[k]) for k in HPARAM_METRICS}
+    with SummaryWriter(str(out)) as writer:
+        for summary in hparams(settings, metrics):
+            writer.file_writer.add_summary(summary)
+        for tag, value in metrics.items():
+            writer.add_scalar(tag, value)
 
 
 def _write_metrics(out: Path, history: list[dict]) -> None:

@@ -85,7 +85,7 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
     (tmp_path / "data").symlink_to(sweep_data)
     (tmp_path / "cache").symlink_to(cache)
     demo = [sys.executable, "-m", "rsnet.sweep", "--grid", "demo", "--epochs", "2", "--synthetic-size", "tiny",
-            "--num-cpus", "2", "--data-root", "data", "--results", "results", "--cache", "cache"]
+            "--num-cpus", "2", "--data-root", "data", "--results", "results", "--cache", "cache", "--progress-bar"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     p = subprocess.run(demo, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -93,6 +93,13 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
     assert len(table) == 6 and (table.status == "finished").all() and table.synthetic.all()
     assert set(table.setting) == {"full", "no_tsa", "shuffled_frames"}
     assert p.stdout.count("accuracy") >= 6 and "6/6 finished" in p.stdout
+    # a line per ended trial with the sweep's counts, and one progress bar (asked for: stderr is no terminal here)
+    lines = [line for line in p.stdout.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in lines] == [f"[{k}" + "/6" for k in range(1, 7)]
+    assert lines[-1].endswith("6 finished, 0 failed, 0 running)") and "ETA" in lines[0]
+    bar = p.stderr.replace("\r", "\n").splitlines()
+    assert any(line.startswith("sweep: 100%") and "6/6" in line and "6 finished, 0 failed, 0 running" in line
+               for line in bar), p.stderr[-2000:]
     # our TensorBoard hint (the trials' own event files), not Ray's (under /tmp/ray, none of our curves)
     assert f"tensorboard --logdir {tmp_path.resolve() / 'results' / 'demo' / 'trials'}" in p.stdout
     assert "To visualize your results with TensorBoard" not in p.stdout + p.stderr

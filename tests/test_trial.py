@@ -143,3 +143,25 @@ def test_cross_mmi_target_reads_the_mmi_selection(base, corpora, tmp_path):
     _, _, test, facts = load_data(cfg)
     assert facts["test_dataset"] == "mmi" and facts["test_videos"] == len(test) == 4 < len(full)
     assert sorted(test.table.id.str.split("/").str[0].astype(int)) == sorted(subset.session)
+
+
+def test_tensorboard_hparams_hold_the_settings_and_final_accuracies(finished, base):
+    """Read back with TensorBoard's own event reader and its HParams plugin's protobufs."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+    out, result = finished
+    events = EventAccumulator(str(out))
+    events.Reload()
+    content = events.PluginTagToContent(metadata.PLUGIN_NAME)
+    start = [plugin_data_pb2.HParamsPluginData.FromString(c).session_start_info for c in content.values()]
+    start = [s for s in start if s.hparams]
+    assert len(start) == 1
+    hp = start[0].hparams
+    assert hp["variant"].string_value == base.variant and hp["lr"].number_value == pytest.approx(base.lr)
+    assert (hp["fold"].number_value, hp["seed"].number_value, hp["forget_bias"].string_value) == (2, 1, "none")
+    assert "root" not in hp and "cache" not in hp
+    scalars = events.Tags()["scalars"]
+    assert {"train_loss", "test_acc"} <= set(scalars)                         # the per-epoch curves stay
+    for k in ("accuracy", "final_epoch_accuracy", "optimistic_accuracy"):
+        assert events.Scalars(f"hparam/{k}")[-1].value == pytest.approx(result[k])

@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--dry-run", action="store_true", help="list the trials and their count, run nothing")
     ap.add_argument("--resume", action="store_true",
                     help="continue a stopped sweep (the default behaviour of rerunning; kept for clarity)")
+    ap.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=None,
+                    help="the sweep's progress bar on stderr (default: when stderr is a terminal)")
     ap.add_argument("--max-trials", type=int, default=None, help="run only the first N trials (smoke tests)")
     ap.add_argument("--epochs", type=int, default=None, help="override every trial's epochs (smoke tests)")
     ap.add_argument("--synthetic-size", choices=("tiny", "small", "full"), default=None,
@@ -131,7 +133,7 @@ def main(argv=None) -> int:
     print(f"sweep {sweep.name}: {len(trials)} trials on Ray "
           f"({'cluster ' + a.address if a.address else 'local'}) -> {sweep_dir}\n"
           f"sweep {sweep.name}: curves as trials run: tensorboard --logdir {sweep_dir / 'trials'}", flush=True)
-    run_on_ray(sweep, trials, sweep_dir, a.address, a.num_cpus)
+    run_on_ray(sweep, trials, sweep_dir, a.address, a.num_cpus, bar=a.progress_bar)
     table = write_table(sweep_dir)
     mine = table[table.trial.isin({t.name for t in trials})]
     done, failed = (mine.status == "finished").sum(), (mine.status == "failed").sum()

@@ -12,11 +12,13 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from ray import tune
+from tqdm import tqdm
 
 from ..checkpoint import read_checkpoint, write_json_atomic
 from ..config import TrialConfig
@@ -101,24 +103,57 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
 
 
 class Progress(tune.Callback):
-    """One line per ended trial, and the tidy table kept current."""
+    """The sweep's progress: one bar (trials ended of all, finished, failed, running, ETA) on a
+    terminal, one line per ended trial with the same counts wherever the output goes (a Slurm
+    log), and the tidy table kept current."""
 
-    def __init__(self, sweep_dir: Path, total: int):
-        self.sweep_dir, self.total, self.ended, self.t0 = Path(sweep_dir), total, 0, time.time()
+    def __init__(self, sweep_dir: Path, total: int, done_before: int = 0, bar: bool | None = None):
+        self.sweep_dir, self.total, self.t0 = Path(sweep_dir), total, time.time()
+        self.finished, self.failed, self.running, self.before = done_before, 0, 0, done_before
+        self.bar = tqdm(total=total, initial=done_before, desc="sweep", unit="trial", file=sys.stderr,
+                        disable=None if bar is None else not bar, dynamic_ncols=True)
+        self._postfix()
+
+    def _postfix(self) -> None:
+        self.bar.set_postfix_str(f"{self.finished} finished, {self.failed} failed, {self.running} running")
+
+    def _eta(self) -> str:
+        ended = self.finished + self.failed - self.before
+        left = self.total - self.finished - self.failed
+        return "" if not ended or not left else f", ETA {(time.time() - self.t0) / ended * left / 60:.1f} min"
+
+    def on_step_end(self, iteration, trials, **info):
+        running = sum(t.status == "RUNNING" for t in trials)
+        if running != self.running:
+            self.running = running
+            self._postfix()
 
     def _line(self, trial, what: str) -> None:
-        self.ended += 1
         name = trial.config["trial"]["name"]
         acc = trial.last_result.get("accuracy")
         tail = f"accuracy {acc:.4f}" if acc is not None and what == "finished" else what
-        print(f"[{self.ended}/{self.total}] {name}: {tail} ({(time.time() - self.t0) / 60:.1f} min)", flush=True)
+        self.running = max(0, self.running - 1)
+        self._postfix()
+        self.bar.update(1)
+        ended = self.finished + self.failed
+        tqdm.write(f"[{ended}/{self.total}] {name}: {tail} ({(time.time() - self.t0) / 60:.1f} min; "
+                   f"{self.finished} finished, {self.failed} failed, {self.running} running{self._eta()})",
+                   file=sys.stdout)
+        sys.stdout.flush()
         write_table(self.sweep_dir)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self.finished += 1
         self._line(trial, "finished")
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        self.failed += 1
         self._line(trial, "FAILED (error in trials.csv)")
+
+    def on_experiment_end(self, trials, **info):
+        self.running = 0
+        self._postfix()
+        self.bar.close()
 
 
 def experiment_name(trials: list[Trial]) -> str:
@@ -128,15 +163,21 @@ def experiment_name(trials: list[Trial]) -> str:
 
 
 def run_on_ray(sweep: Sweep, trials: list[Trial], sweep_dir: Path, address: str | None = None,
-               num_cpus: int | None = None, fresh: bool = False):
+               num_cpus: int | None = None, fresh: bool = False, bar: bool | None = None):
+    """Run the trials (restoring the Tune experiment of an earlier run of the same list);
+    `bar`: the progress bar on (True), off (False) or on a terminal only (None)."""
     init_ray(address, num_cpus)
     storage = (sweep_dir / "ray").resolve()
     name = experiment_name(trials)
     res = {"cpu": sweep.resources["cpu"], "gpu": sweep.resources["gpu"]}
     fn = tune.with_resources(trainable, res)
     path = str(storage / name)
-    callbacks = [Progress(sweep_dir, len(trials)), tune.logger.CSVLoggerCallback(), tune.logger.JsonLoggerCallback()]
-    if not fresh and tune.Tuner.can_restore(path):
+    restoring = not fresh and tune.Tuner.can_restore(path)
+    # a restored experiment does not run its finished trials again: the bar starts past them
+    before = sum((sweep_dir / "trials" / t.name / "result.json").exists() for t in trials) if restoring else 0
+    callbacks = [Progress(sweep_dir, len(trials), before, bar), tune.logger.CSVLoggerCallback(),
+                 tune.logger.JsonLoggerCallback()]
+    if restoring:
         print(f"sweep: resuming the Tune experiment in {path}")
         tuner = tune.Tuner.restore(path, trainable=fn, resume_errored=True)
     else:
