@@ -1,18 +1,11 @@
-"""Checkpoints and small JSON files, written atomically (temporary file, then rename)."""
+"""Checkpoints: written atomically (rsnet.atomic), read back safely."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import torch
 
-
-def write_json_atomic(path: Path, obj) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+from .atomic import atomic_path
 
 
 def save_checkpoint(path: Path, model, optimizer, state: dict, cfg) -> None:
@@ -30,9 +23,8 @@ def save_weights(path: Path, model, cfg, epoch: int) -> None:
 
 
 def _torch_save_atomic(blob: dict, path: Path) -> None:
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
 
 
 def read_checkpoint(path: Path) -> dict:

@@ -28,8 +28,9 @@ import pandas as pd
 import torch
 
 from . import __version__
+from .atomic import write_json_atomic, write_text_atomic
 from .batching import ClipSet
-from .checkpoint import load_checkpoint, save_checkpoint, save_weights, write_json_atomic
+from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .config import TrialConfig
 from .data import assign_folds, load_or_build, make_split
 from .data.splits import validation_subjects
@@ -202,9 +203,7 @@ def _write_hparams(out: Path, cfg: TrialConfig, result: dict) -> None:
 
 
 def _write_metrics(out: Path, history: list[dict]) -> None:
-    tmp = out / ".metrics.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
-    os.replace(tmp, out / "metrics.jsonl")
+    write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
 
 
 def _finish(out, cfg, state, final_eval, test, facts, model, threads, device, wall) -> dict:

@@ -215,7 +215,10 @@ def test_report_files_and_flags(sweep_dir):
     index = (out / "index.md").read_text()
     assert index.startswith("# SYNTHETIC DATA") and "pooled over all the protocol's folds" in index
     titles = [line for line in index.splitlines() if line.startswith("## ") and "(" in line]
-    assert len(titles) == 9 and all("SYNTHETIC DATA" in t for t in titles)        # every table's title
+    assert len(titles) == 10 and all("SYNTHETIC DATA" in t for t in titles)       # every table's title
+    readings = pd.read_csv(out / "readings.csv", dtype=str).set_index("sweep").loc["abl"]
+    assert readings.tolist() == ["balanced (inverse class share)", "0.005", "none",
+                                 "by time at the trial's fps (the paper)", "final epoch"]
     assert "![curves_abl](curves_abl.png)" in index and (out / "curves_abl.png").stat().st_size > 10_000
     methods = index.split("## Methods\n\n", 1)[1].split("\n\n", 1)[0].splitlines()   # a sentence per name
     assert [m.split("**")[1] for m in methods] == ["Cohn'04", "Dibeklioglu'10", "Pfister'11", "Wu'14",
@@ -308,6 +311,21 @@ SHARED_PAPER = REPO.parent / "shared" / "paper"
 
 
 @pytest.mark.skipif(not SHARED_PAPER.is_dir(), reason="the paper's transcription lies in ../shared beside the checkout")
+def test_readings_name_the_authors_code_where_a_sweep_follows_it():
+    from rsnet.report.tables import readings
+
+    trials = pd.DataFrame({"sweep": ["a", "a", "b"], "loss_weighting": ["none", "balanced", None],
+                           "weight_decay": [0.0, 0.0, None], "l2_penalty": [0.001, 0.001, None],
+                           "frame_stride": [5, 5, None], "val_fraction": [0.2, 0.2, None]})
+    t = readings(trials).df.set_index("sweep")
+    assert t.loc["a"].tolist() == ["balanced (inverse class share); none (the authors' code)", "0",
+                                   "0.001 x sum of every parameter's L2 norm (the authors' code)",
+                                   "every 5th frame (the authors' code)",
+                                   "picked on a validation split of 20% of training subjects"]
+    assert t.loc["b"].tolist() == ["balanced (inverse class share)", "0.005", "none",           # older trials:
+                                   "by time at the trial's fps (the paper)", "final epoch"]     # the defaults
+
+
 def test_every_published_method_and_shipped_setting_has_a_sentence():
     known = method_descriptions()
     settings = {name for f in (REPO / "sweeps").glob("*.yaml") for name in load_sweep(f).axes.get("setting", {})}

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
+from ..atomic import atomic_path
 from .adapters import list_videos
 from .preprocess import PrepConfig, PreprocessError, preprocess_video
 
@@ -125,9 +125,14 @@ def _run_chunks(chunks, cfg, prefixes, workers, submitit_cluster, submitit_optio
 
 def build_store(dataset, root, videos, cfg, final: Path, workers=None, submitit_cluster=None,
                 submitit_options=None, progress=True, fp="") -> None:
+    with atomic_path(final) as tmp:
+        tmp.mkdir(parents=True)
+        _build_into(tmp, dataset, root, videos, cfg, workers, submitit_cluster, submitit_options, progress, fp)
+
+
+def _build_into(tmp: Path, dataset, root, videos, cfg, workers, submitit_cluster, submitit_options, progress,
+                fp) -> None:
     t0 = time.perf_counter()
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
     records = videos.to_dict("records")
     workers = workers or os.cpu_count() or 1
     size = max(1, min(CHUNK, -(-len(records) // (4 * workers))))
@@ -151,7 +156,6 @@ def build_store(dataset, root, videos, cfg, final: Path, workers=None, submitit_
             "frames": n, "seconds": round(time.perf_counter() - t0, 2), "built_by": f"{os.uname().nodename}:{os.getpid()}",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "synthetic": (Path(root) / "SYNTHETIC.json").exists()}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    os.rename(tmp, final)
 
 
 def load_or_build(dataset: str, root, cfg: PrepConfig = PrepConfig(), cache_root=None, workers=None,

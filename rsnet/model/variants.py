@@ -19,8 +19,15 @@ from typing import Callable
 
 from torch import nn
 
-from .blocks import (ClassificationBlock, ConvLSTM, FacePatternNet, LinearHead,
-                     RecurrentOverFlatFeatures, TemporalSmileAttention, WideClassificationBlock)
+from .blocks import (
+    ClassificationBlock,
+    ConvLSTM,
+    FacePatternNet,
+    LinearHead,
+    RecurrentOverFlatFeatures,
+    TemporalSmileAttention,
+    WideClassificationBlock,
+)
 from .encoders import MiniAlexNet, MiniDenseNet, MiniResNet
 from .network import SmileNet
 

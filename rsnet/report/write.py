@@ -51,9 +51,9 @@ def build_report(results, out=None) -> dict:
     chance = tables.majority(trials, predictions)
     made = [tables.table2(cells, chance), *tables.table3(cells, pairs, chance), tables.fps_resolution(cells),
             tables.cross_domain(cells, chance), sub, mis, tables.honesty_table(aggregate.honesty(trials)),
-            tables.failures(trials)]
+            tables.readings(trials), tables.failures(trials)]
     for t in made:
-        if t.name == "failed_trials" or t.df.empty:     # no rows of its own to tell: mark as the report
+        if t.name in ("failed_trials", "readings") or t.df.empty:     # no numbers of its own: marked as the report
             t.synthetic = synthetic
         write_table(t, out)
     pngs = [*figures.fps_resolution_heatmaps(cells, out),

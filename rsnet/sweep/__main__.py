@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..checkpoint import write_json_atomic
+from ..atomic import write_json_atomic
 from .spec import SweepError, load_sweep, resolve_sweep_path
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from ray import tune
 from tqdm import tqdm
 
-from ..checkpoint import read_checkpoint, write_json_atomic
+from ..atomic import atomic_path, write_json_atomic
+from ..checkpoint import read_checkpoint
 from ..config import TrialConfig
 from .spec import Sweep, Trial
 from .table import write_table
@@ -72,9 +73,8 @@ def _restore(from_ray: Path, local: Path) -> None:
         return
     if local.exists() and read_checkpoint(local)["state"]["epoch"] >= read_checkpoint(from_ray)["state"]["epoch"]:
         return
-    tmp = local.with_name(".checkpoint.pt.restore")
-    shutil.copy2(from_ray, tmp)
-    os.replace(tmp, local)
+    with atomic_path(local) as tmp:
+        shutil.copy2(from_ray, tmp)
 
 
 def secure_ray_token() -> None:

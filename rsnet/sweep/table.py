@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import atomic_path
+
 AXES = ["dataset", "split", "fold", "seed", "setting", "variant", "loss_weighting", "fps", "resolution",
-        "channels", "temporal_control", "lr", "batch_size", "epochs", "forget_bias"]
+        "channels", "temporal_control", "lr", "batch_size", "epochs", "forget_bias", "weight_decay", "l2_penalty",
+        "frame_stride", "val_fraction", "mmi_folds"]
 COLUMNS = ["trial", *AXES, "status", "accuracy", "optimistic_accuracy", "final_epoch_accuracy",
            "selected_epoch", "epochs_done", "seconds", "test_videos", "test_dataset", "synthetic", "error"]
 
@@ -48,7 +50,6 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
 def write_table(sweep_dir: Path) -> pd.DataFrame:
     """Rewrite results/<sweep>/trials.csv from the trial directories (atomic)."""
     df = collect(sweep_dir)
-    tmp = Path(sweep_dir) / f".trials.csv.tmp-{os.getpid()}"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, Path(sweep_dir) / "trials.csv")
+    with atomic_path(Path(sweep_dir) / "trials.csv") as tmp:
+        df.to_csv(tmp, index=False)
     return df

@@ -10,6 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import __version__
+from ..atomic import write_json_atomic
 from .layouts import plan_corpus
 from .render import ClipRenderer, ClipSpec, write_clip
 
@@ -62,9 +63,7 @@ def generate_corpus(dataset: str, size: str, out, seed: int = 0, frame_size=None
         pool.shutdown()
     plan.write_metadata(root, plan.specs)
     manifest = {**settings, "clips": dict(sorted(truths.items()))}
-    tmp = root / f".{SYNTHETIC_MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, root / SYNTHETIC_MANIFEST)
+    write_json_atomic(root / SYNTHETIC_MANIFEST, manifest)
     return _summary(dataset, size, truths, t0, root)
 
 

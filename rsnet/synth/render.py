@@ -2,7 +2,6 @@
 store it as a real dataset does (H.264 mp4, MPEG-4 avi, or a folder of BMP images)."""
 from __future__ import annotations
 
-import os
 import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from skimage.transform import resize
 
+from ..atomic import atomic_path
 from .dynamics import DEFAULT_DIFFICULTY, draw_dynamics
 from .faces import FaceWarper, detectable_faces, lfw_faces
 
@@ -125,17 +125,16 @@ def write_clip(spec: ClipSpec, root: Path) -> dict:
     r = ClipRenderer(spec)
     dest = Path(root) / spec.relpath
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".tmp-{os.getpid()}-{dest.name}")
-    if spec.container == "bmp":
-        from PIL import Image
+    with atomic_path(dest) as tmp:
+        if spec.container == "bmp":
+            from PIL import Image
 
-        tmp.mkdir()
-        for i in range(r.n_frames):
-            Image.fromarray(r.frame(i)).save(tmp / f"{i + 1}.bmp")
-    else:
-        write_video(tmp, (r.frame(i) for i in range(r.n_frames)), spec.fps, spec.width,
-                    spec.height, spec.container, spec.gray)
-    os.replace(tmp, dest)
+            tmp.mkdir()
+            for i in range(r.n_frames):
+                Image.fromarray(r.frame(i)).save(tmp / f"{i + 1}.bmp")
+        else:
+            write_video(tmp, (r.frame(i) for i in range(r.n_frames)), spec.fps, spec.width,
+                        spec.height, spec.container, spec.gray)
     return r.truth()
 
 
