@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, fields
 
 from .data.preprocess import PrepConfig
-from .data.splits import MMI_FOLDS, N_FOLDS, SPLITS, folds_for
+from .data.splits import MMI_FOLDS, N_FOLDS, SPLITS, folds_for, parse_split
 from .loss import WEIGHTINGS
 from .model import VARIANTS
 
@@ -111,7 +111,7 @@ class TrialConfig:
 
     def target(self) -> str | None:
         """The dataset a cross:<target> split tests on; None for the other splits."""
-        return self.split.split(":", 1)[1] if self.split.startswith("cross:") else None
+        return parse_split(self.split).target
 
     def identity(self) -> dict:
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}

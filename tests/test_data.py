@@ -165,6 +165,20 @@ def test_group_splits_are_disjoint_and_cover_the_groups(corpora):
         make_split("kfold", 8, "spos", v)
 
 
+def test_every_split_name_parses_into_kind_target_and_groups():
+    from rsnet.data.splits import SPLITS, parse_split
+
+    got = {name: (s.kind, s.target, s.train_group, s.test_group) for name in SPLITS for s in [parse_split(name)]}
+    assert got["kfold"] == ("kfold", None, None, None)
+    assert got["cross:mmi"] == ("cross", "mmi", None, None)
+    assert got["adult->young"] == ("transfer", None, "adult", "young")
+    assert got["within:female"] == ("within", None, "female", "female")
+    assert {k for k, *_ in got.values()} == {"kfold", "cross", "transfer", "within"} and len(got) == 12
+    assert (parse_split("cross:spos").train_label("uvanemo"), parse_split("cross:spos").test_label("uvanemo")) == \
+        ("uvanemo (all)", "spos")
+    assert parse_split("male->female").test_label("uvanemo") == "uvanemo female"
+
+
 def test_spos_subjects_match_whole_tokens():
     assert spos_subject("ying_3") == "ying" and spos_subject("yi_3") == "yi"
     assert spos_subject("Xiaopeng-happy-2") == "xiaopeng"

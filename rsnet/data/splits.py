@@ -14,6 +14,7 @@ Split names (a trial's `split` setting):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,46 @@ TRANSFERS = ("adult->young", "young->adult", "female->male", "male->female")
 CROSS_TARGETS = ("bbc", "mmi", "spos")
 MMI_FOLDS = ("authors", "balanced")
 SPLITS = ("kfold", *(f"cross:{t}" for t in CROSS_TARGETS), *TRANSFERS, *(f"within:{g}" for g in GROUPS))
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """A split's name, parsed once (`parse_split`): its kind, the dataset a cross split tests
+    on, and the groups a group split trains and tests on."""
+    name: str
+    kind: str                        # kfold | cross | transfer | within
+    target: str | None = None        # cross: the dataset tested on
+    train_group: str | None = None   # transfer: the group trained on; within: the group
+    test_group: str | None = None    # transfer: the group tested on; within: the group
+
+    def folds(self, dataset: str) -> list[int]:
+        """The folds `all` expands to on this dataset."""
+        if self.kind == "kfold":
+            return list(range(1, N_FOLDS[dataset] + 1))
+        return list(range(1, N_FOLDS["uvanemo"] + 1)) if self.kind == "within" else [1]
+
+    def train_label(self, dataset: str) -> str:
+        """What is trained on, as the report says it: 'uvanemo (all)', 'uvanemo adult'."""
+        return f"{dataset} (all)" if self.kind == "cross" else f"{dataset} {self.train_group or ''}".strip()
+
+    def test_label(self, dataset: str) -> str:
+        """What is tested on: 'bbc', 'uvanemo young'."""
+        return self.target if self.kind == "cross" else f"{dataset} {self.test_group or ''}".strip()
+
+
+@lru_cache(maxsize=None)
+def parse_split(name: str) -> SplitSpec:
+    if name not in SPLITS:
+        raise ValueError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
+    kind, _, rest = name.partition(":")
+    if name == "kfold":
+        return SplitSpec(name, "kfold")
+    if kind == "cross":
+        return SplitSpec(name, "cross", target=rest)
+    if kind == "within":
+        return SplitSpec(name, "within", train_group=rest, test_group=rest)
+    a, b = name.split("->")
+    return SplitSpec(name, "transfer", train_group=a, test_group=b)
 
 
 def assign_folds(dataset: str, videos: pd.DataFrame, mmi_folds: str = "authors") -> pd.Series:
@@ -92,17 +133,11 @@ class Split:
 def folds_for(split: str, dataset: str) -> list[int]:
     """The folds `all` expands to for this split and dataset."""
     check_split(split, dataset)
-    if split == "kfold":
-        return list(range(1, N_FOLDS[dataset] + 1))
-    if split.startswith("within:"):
-        return list(range(1, N_FOLDS["uvanemo"] + 1))
-    return [1]
+    return parse_split(split).folds(dataset)
 
 
 def check_split(split: str, dataset: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    if split != "kfold" and dataset != "uvanemo":
+    if parse_split(split).kind != "kfold" and dataset != "uvanemo":
         raise ValueError(f"split {split!r} trains on UvA-NEMO (it has the attributes and the size); "
                          f"got dataset {dataset!r}")
 
@@ -122,18 +157,17 @@ def make_split(split: str, fold: int, dataset: str, videos: pd.DataFrame,
 
 
 def _make_split(split, fold, dataset, videos, target_videos) -> Split:
-    if split == "kfold":
+    spec = parse_split(split)
+    if spec.kind == "kfold":
         return Split(videos[videos.fold != fold], videos[videos.fold == fold], dataset)
-    if split.startswith("cross:"):
+    if spec.kind == "cross":
         if target_videos is None:
             raise ValueError(f"split {split!r} needs the target dataset's videos")
-        return Split(videos, target_videos, split.split(":", 1)[1])
-    if split.startswith("within:"):
-        col, value = GROUPS[split.split(":", 1)[1]]
-        group = videos[videos[col] == value]
+        return Split(videos, target_videos, spec.target)
+    (ca, va), (cb, vb) = GROUPS[spec.train_group], GROUPS[spec.test_group]
+    if spec.kind == "within":
+        group = videos[videos[ca] == va]
         return Split(group[group.fold != fold], group[group.fold == fold], dataset)
-    a, b = split.split("->")
-    (ca, va), (cb, vb) = GROUPS[a], GROUPS[b]
     return Split(videos[videos[ca] == va], videos[videos[cb] == vb], dataset)
 
 

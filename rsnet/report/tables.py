@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..config import TrialConfig
 from ..data.adapters import age_group
-from ..data.splits import N_FOLDS
+from ..data.splits import N_FOLDS, parse_split
 from ..protocols import uvanemo_table
 from .aggregate import cell_value, fmt
 
@@ -177,12 +177,13 @@ def fps_resolution(cells: pd.DataFrame) -> Table:
 def cross_domain(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
     """Ours beside the paper's figure for the same train -> test pair, and the majority class of
     our test videos (a cross-domain 82.5 % on SPOS is what always answering 'spontaneous' scores)."""
-    c = cells[cells.split.str.startswith("cross:") | cells.split.str.contains("->", regex=False)]
+    c = cells[cells.split.map(lambda s: parse_split(s).kind in ("cross", "transfer")).astype(bool)]
     pub = {(r["train"].replace(":", " "), r["test"].replace(":", " ")): r["accuracy"]
            for r in published_cross_domain().to_dict("records")}
     rows = []
     for _, r in c.iterrows():
-        train, test = _train_side(r.dataset, r.split), _test_side(r.split)
+        split = parse_split(r.split)
+        train, test = split.train_label(r.dataset), split.test_label(r.dataset)
         rows.append({"sweep": r.sweep, "setting": r.setting, "train": train, "test": test,
                      "accuracy": cell_value(r),
                      "published": pub.get((train.replace(" (all)", ""), test), "—"),
@@ -195,17 +196,9 @@ def cross_domain(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
                  synthetic=bool(c.synthetic.any()))
 
 
-def _train_side(dataset: str, split: str) -> str:
-    return f"{dataset} (all)" if split.startswith("cross:") else f"{dataset} {split.split('->')[0]}"
-
-
-def _test_side(split: str) -> str:
-    return split.split(":")[1] if split.startswith("cross:") else f"uvanemo {split.split('->')[1]}"
-
-
 def subgroups(cells: pd.DataFrame) -> Table:
-    c = cells[cells.split.str.startswith("within:")]
-    rows = [{"sweep": r.sweep, "setting": r.setting, "group": r.split.split(":")[1],
+    c = cells[cells.split.map(lambda s: parse_split(s).kind == "within").astype(bool)]
+    rows = [{"sweep": r.sweep, "setting": r.setting, "group": parse_split(r.split).test_group,
              "accuracy": cell_value(r), "mean": r["mean"], "std": r["std"]} for _, r in c.iterrows()]
     return Table("subgroups", "Fig. 7 (left): accuracy (%) when training and testing within one UvA-NEMO group",
                  pd.DataFrame(rows, columns=["sweep", "setting", "group", "accuracy", "mean", "std"]),
