@@ -32,12 +32,14 @@ SETTINGS = {
 
 def one(args):
     from rsnet.config import TrialConfig
+    from rsnet.runtime import configure_process
     from rsnet.trial import run_trial
 
     name, overrides, fold, seed, a = args
     cfg = TrialConfig(dataset="uvanemo", root=a.root, fold=fold, seed=seed, epochs=a.epochs, threads=1,
                       cache=a.cache, **overrides)
     out = Path(a.out) / f"{cfg.hash()}"
+    configure_process(cfg.threads)          # one trial per worker process, one thread each
     t0 = time.perf_counter()
     r = run_trial(cfg, out)
     hist = pd.read_json(out / "metrics.jsonl", lines=True)

@@ -35,6 +35,7 @@ def main() -> None:
     # data and cache first, not timed
     subprocess.run([sys.executable, "-m", "rsnet.sweep", str(sweep), "--dry-run", *common], check=True,
                    capture_output=True)
+    from rsnet.runtime import configure_process
     from rsnet.sweep.__main__ import prepare_data
     from rsnet.sweep.spec import load_sweep
     from rsnet.trial import run_trial
@@ -45,6 +46,7 @@ def main() -> None:
         t.config = t.config.replace(cache=str(out / "cache"), threads=1)
     prepare_data(spec, trials, out / "data", str(out / "cache"))
 
+    configure_process(1)                    # as each Ray trial is: 1 CPU
     t0 = time.perf_counter()
     for t in trials:
         run_trial(t.config, out / "results" / "serial" / t.name)

@@ -31,7 +31,7 @@ from rsnet.data import PrepConfig, load_or_build
 from rsnet.engine import train_one_epoch
 from rsnet.loss import class_weights
 from rsnet.model import build_model
-from rsnet.trial import keep_freed_memory
+from rsnet.runtime import keep_freed_memory
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    keep_freed_memory()                  # as run_trial does; the process (and both paths) share it
+    keep_freed_memory()                  # as a trial's process does; the process (and both paths) share it
     cache = load_or_build("uvanemo", a.root, PrepConfig(), a.cache, progress=False)
     data = ClipSet.from_cache(cache, cache.usable)
     w = class_weights(data.labels)

@@ -50,7 +50,7 @@ class TrialConfig:
     amp: bool = False               # mixed precision (bf16 autocast) on CUDA; ignored on CPU
     # runtime (not part of the result's identity)
     device: str = "auto"            # auto | cpu | cuda | cuda:N
-    threads: int = 0                # torch threads; 0 = the CPUs this process may use
+    threads: int = 0                # torch threads the entry point sets; 0 = the CPUs this process may use
     cache: str = ""                 # preprocessing cache root; "" = $RSNET_CACHE or ./cache
     checkpoint_every: int = 5
 

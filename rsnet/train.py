@@ -12,6 +12,7 @@ import typing
 
 from .config import TrialConfig
 from .data import DatasetError
+from .runtime import configure_process
 from .trial import TrialError, run_trial
 
 
@@ -40,6 +41,7 @@ def main(argv=None) -> int:
     out = args.pop("out")
     try:
         cfg = TrialConfig(**args).validate()
+        configure_process(cfg.threads)
         result = run_trial(cfg, out, report=_print_epoch, progress=True)
     except (ValueError, DatasetError, TrialError) as e:
         print(f"train: error: {e}", file=sys.stderr)

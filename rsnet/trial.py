@@ -15,11 +15,10 @@ authors' code reports) is recorded too, as `optimistic_accuracy`.
 """
 from __future__ import annotations
 
-import ctypes
 import json
-import os
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -83,28 +82,6 @@ def load_data(cfg: TrialConfig, progress: bool = False):
     return ClipSet.from_cache(cache, train_rows), val, ClipSet.from_cache(target_cache, split.test), facts
 
 
-def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed blocks of up to 32 MiB for reuse instead of handing them
-    back to the OS (mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD). A CPU training step allocates
-    activations of tens of MB; with glibc's defaults each is a fresh mmap whose pages fault in
-    again, about 13% of an epoch here (bench/train.py). Results are unaffected; off glibc it
-    does nothing and returns False."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
-    except (OSError, AttributeError):
-        return False
-
-
-def _setup_runtime(cfg: TrialConfig) -> int:
-    """Torch threads (returned) and malloc settings for this process; results do not depend on them."""
-    n = cfg.threads or len(os.sched_getaffinity(0))
-    torch.set_num_threads(n)
-    keep_freed_memory()
-    return n
-
-
 def _check_config(out: Path, cfg: TrialConfig) -> None:
     path = out / "config.json"
     if path.exists():
@@ -116,11 +93,27 @@ def _check_config(out: Path, cfg: TrialConfig) -> None:
         write_json_atomic(path, cfg.to_dict())
 
 
+@dataclass
+class Run:
+    """A trial in progress: what training works on and the result is written from."""
+    cfg: TrialConfig
+    out: Path
+    device: torch.device
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    train: ClipSet
+    val: ClipSet | None
+    test: ClipSet
+    facts: dict
+    state: dict          # epoch, history, best_val, selected (epoch, test scores), seconds
+
+
 def run_trial(cfg: TrialConfig, out_dir, report: Callable[[dict, Path | None], None] | None = None,
               progress: bool = False) -> dict:
     """Train and evaluate one trial into out_dir; resume from its checkpoint if there is one;
     return the existing result if it already finished. `report(metrics, checkpoint_path)`
-    is called after every epoch (the Ray trainable passes tune.report through it)."""
+    is called after every epoch (the Ray trainable passes tune.report through it). Threads and
+    other process-wide settings are the caller's (rsnet.runtime.configure_process)."""
     cfg.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,58 +121,107 @@ def run_trial(cfg: TrialConfig, out_dir, report: Callable[[dict, Path | None], N
     if (out / "result.json").exists():
         return json.loads((out / "result.json").read_text())
     t_start = time.perf_counter()
-    threads = _setup_runtime(cfg)
+    run = _setup(cfg, out, progress)
+    _fit(run, report)
+    result = _select_and_write(run, time.perf_counter() - t_start)
+    _write_hparams(out, cfg, result)
+    return result
+
+
+def _setup(cfg: TrialConfig, out: Path, progress: bool) -> Run:
+    """Data, model and optimizer; the state of the checkpoint in `out`, if there is one."""
     device = pick_device(cfg.device)
     train, val, test, facts = load_data(cfg, progress)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    weights = class_weights(train.labels, cfg.loss_weighting)
     state = {"epoch": 0, "history": [], "best_val": -1.0, "selected": None, "seconds": 0.0}
     if (out / "checkpoint.pt").exists():
         state = load_checkpoint(out / "checkpoint.pt", model, optimizer)
+    return Run(cfg, out, device, model, optimizer, train, val, test, facts, state)
+
+
+def _fit(run: Run, report) -> None:
+    """The remaining epochs: metrics.jsonl and TensorBoard after each, checkpoints on schedule."""
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(out), purge_step=state["epoch"] + 1)
+    cfg, state = run.cfg, run.state
+    weights = class_weights(run.train.labels, cfg.loss_weighting)
+    writer = SummaryWriter(str(run.out), purge_step=state["epoch"] + 1)
     try:
         for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            torch.manual_seed(cfg.seed * 100_003 + epoch)     # dropout: a function of (seed, epoch)
-            try:
-                m = train_one_epoch(model, train, optimizer, weights, device, batch_size=cfg.batch_size,
-                                    seed=cfg.seed, epoch=epoch, l2_penalty=cfg.l2_penalty, amp=cfg.amp,
-                                    control=cfg.temporal_control)
-            except NonFiniteLoss as e:
-                write_json_atomic(out / "failed.json", {"error": str(e), "epoch": epoch})
-                raise TrialError(f"{out}: {e}") from e
-            ev = evaluate(model, test, device, amp=cfg.amp, control=cfg.temporal_control, seed=cfg.seed)
-            row = {"epoch": epoch, **m, "test_acc": ev["accuracy"]}
-            if val is not None:
-                row["val_acc"] = evaluate(model, val, device, amp=cfg.amp, control=cfg.temporal_control,
-                                          seed=cfg.seed)["accuracy"]
-                if row["val_acc"] > state["best_val"]:
-                    state["best_val"], state["selected"] = row["val_acc"], (epoch, ev["scores"].tolist())
-                    save_weights(out / "selected.pt", model, cfg, epoch)
-            row["seconds"] = time.perf_counter() - t0
+            row = _epoch(run, weights, epoch)
             state["history"].append(row)
             state["epoch"] = epoch
             state["seconds"] += row["seconds"]
-            _write_metrics(out, state["history"])
+            write_text_atomic(run.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state["history"]))
             for k, v in row.items():
                 if k != "epoch":
                     writer.add_scalar(k, v, epoch)
             writer.flush()
             ckpt = None
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
-                ckpt = out / "checkpoint.pt"
-                save_checkpoint(ckpt, model, optimizer, state, cfg)
+                ckpt = run.out / "checkpoint.pt"
+                save_checkpoint(ckpt, run.model, run.optimizer, state, cfg)
             if report:
                 report(row, ckpt)
     finally:
         writer.close()
-    final_eval = evaluate(model, test, device, amp=cfg.amp, control=cfg.temporal_control, seed=cfg.seed)
-    result = _finish(out, cfg, state, final_eval, test, facts, model, threads, device, time.perf_counter() - t_start)
-    _write_hparams(out, cfg, result)
+
+
+def _epoch(run: Run, weights: torch.Tensor, epoch: int) -> dict:
+    """Train one epoch, evaluate on the test fold (and the validation split, keeping the best
+    validation epoch's test scores and weights); the epoch's metrics row."""
+    cfg, t0 = run.cfg, time.perf_counter()
+    torch.manual_seed(cfg.seed * 100_003 + epoch)     # dropout: a function of (seed, epoch)
+    try:
+        m = train_one_epoch(run.model, run.train, run.optimizer, weights, run.device, batch_size=cfg.batch_size,
+                            seed=cfg.seed, epoch=epoch, l2_penalty=cfg.l2_penalty, amp=cfg.amp,
+                            control=cfg.temporal_control)
+    except NonFiniteLoss as e:
+        write_json_atomic(run.out / "failed.json", {"error": str(e), "epoch": epoch})
+        raise TrialError(f"{run.out}: {e}") from e
+    ev = _evaluate(run, run.test)
+    row = {"epoch": epoch, **m, "test_acc": ev["accuracy"]}
+    if run.val is not None:
+        row["val_acc"] = _evaluate(run, run.val)["accuracy"]
+        if row["val_acc"] > run.state["best_val"]:
+            run.state["best_val"], run.state["selected"] = row["val_acc"], (epoch, ev["scores"].tolist())
+            save_weights(run.out / "selected.pt", run.model, cfg, epoch)
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def _evaluate(run: Run, data: ClipSet) -> dict:
+    return evaluate(run.model, data, run.device, amp=run.cfg.amp, control=run.cfg.temporal_control,
+                    seed=run.cfg.seed)
+
+
+def _select_and_write(run: Run, wall: float) -> dict:
+    """The selected epoch's test predictions (predictions.csv) and the result (result.json)."""
+    cfg, history = run.cfg, run.state["history"]
+    if run.state["selected"] is not None:
+        epoch, scores = run.state["selected"][0], np.asarray(run.state["selected"][1])
+        selection = "best validation accuracy (subject-disjoint split of the training subjects)"
+    else:
+        epoch, scores = cfg.epochs, _evaluate(run, run.test)["scores"]
+        selection = "final epoch"
+    pred = (scores > 0.5).astype(int)
+    rows = run.test.table
+    pd.DataFrame({"video": rows.id, "subject": rows.subject, "label": run.test.labels, "score": scores,
+                  "predicted": pred}).to_csv(run.out / "predictions.csv", index=False)
+    test_accs = [h["test_acc"] for h in history]
+    result = {
+        "status": "finished", "accuracy": float((pred == run.test.labels).mean()), "selected_epoch": epoch,
+        "selection": selection, "final_epoch_accuracy": test_accs[-1],
+        "optimistic_accuracy": max(test_accs), "optimistic_epoch": int(np.argmax(test_accs)) + 1,
+        "optimistic_note": "best test accuracy over epochs (the authors' protocol): selected on the test fold",
+        **run.facts, "epochs": cfg.epochs, "train_seconds": run.state["seconds"], "wall_seconds": wall,
+        "seed": cfg.seed, "parameters": count_parameters(run.model), "device": str(run.device),
+        "threads": torch.get_num_threads(), "code_version": code_version(), "torch": torch.__version__,
+        "config_hash": cfg.hash(), "config": cfg.to_dict(),
+    }
+    write_json_atomic(run.out / "result.json", result)
     return result
 
 
@@ -200,34 +242,3 @@ def _write_hparams(out: Path, cfg: TrialConfig, result: dict) -> None:
             writer.file_writer.add_summary(summary)
         for tag, value in metrics.items():
             writer.add_scalar(tag, value)
-
-
-def _write_metrics(out: Path, history: list[dict]) -> None:
-    write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-
-
-def _finish(out, cfg, state, final_eval, test, facts, model, threads, device, wall) -> dict:
-    history = state["history"]
-    if state["selected"] is not None:
-        epoch, scores = state["selected"][0], np.asarray(state["selected"][1])
-        selection = "best validation accuracy (subject-disjoint split of the training subjects)"
-    else:
-        epoch, scores = cfg.epochs, final_eval["scores"]
-        selection = "final epoch"
-    pred = (scores > 0.5).astype(int)
-    rows = test.table
-    pd.DataFrame({"video": rows.id, "subject": rows.subject, "label": test.labels, "score": scores,
-                  "predicted": pred}).to_csv(out / "predictions.csv", index=False)
-    test_accs = [h["test_acc"] for h in history]
-    result = {
-        "status": "finished", "accuracy": float((pred == test.labels).mean()), "selected_epoch": epoch,
-        "selection": selection, "final_epoch_accuracy": test_accs[-1],
-        "optimistic_accuracy": max(test_accs), "optimistic_epoch": int(np.argmax(test_accs)) + 1,
-        "optimistic_note": "best test accuracy over epochs (the authors' protocol): selected on the test fold",
-        **facts, "epochs": cfg.epochs, "train_seconds": state["seconds"], "wall_seconds": wall,
-        "seed": cfg.seed, "parameters": count_parameters(model), "device": str(device), "threads": threads,
-        "code_version": code_version(), "torch": torch.__version__, "config_hash": cfg.hash(),
-        "config": cfg.to_dict(),
-    }
-    write_json_atomic(out / "result.json", result)
-    return result

@@ -64,6 +64,15 @@ def shared(sweep_data, cache):
     return {"data": sweep_data, "cache": cache}
 
 
+def pytest_configure(config):
+    """Each of `make test`'s two pytest-xdist workers gets one of the machine's two cores: torch
+    in a worker uses one thread (as each trial of a sweep does; rsnet.runtime)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        from rsnet.runtime import configure_process
+
+        configure_process(1)
+
+
 def pytest_report_header(config):
     import torch
 

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rsnet.data import (DatasetError, PrepConfig, assign_folds, folds_for, list_videos, load_or_build,
-                        make_split)
+from rsnet.data import DatasetError, PrepConfig, assign_folds, folds_for, list_videos, load_or_build, make_split
 from rsnet.data.adapters import spos_subject
 from rsnet.data.preprocess import detect_faces, read_sampled_frames, sample_indices, track_boxes
 from rsnet.protocols import uvanemo_table

@@ -11,8 +11,8 @@ import pytest
 
 from rsnet.report import build_report
 from rsnet.report.aggregate import fmt, mean_ci, per_seed, summarise
-from rsnet.report.resampling import hierarchical_bootstrap, holm, paired, percentile_interval, sign_flip_p
 from rsnet.report.load import load_results
+from rsnet.report.resampling import hierarchical_bootstrap, holm, paired, percentile_interval, sign_flip_p
 from rsnet.report.tables import majority, method_descriptions, published, published_cross_domain
 from rsnet.sweep.spec import load_sweep
 

@@ -31,10 +31,12 @@ def trainable(params: dict) -> None:
     """Tune function trainable for one trial: params = {"trial": {"config", "out", "setting"}}."""
     import ray
 
+    from ..runtime import configure_process
     from ..trial import run_trial
 
     spec = params["trial"]
     cfg = TrialConfig.from_dict(spec["config"])
+    configure_process(cfg.threads)          # this worker process is the trial's
     out = Path(spec["out"])
     out.mkdir(parents=True, exist_ok=True)
     _note_attempt(out, spec["setting"], ray.get_runtime_context().get_node_id())
