@@ -12,7 +12,7 @@ from pathlib import Path
 
 import submitit
 
-LAUNCHER = Path(__file__).resolve().parents[1] / "slurm" / "launch_ray.sh"
+LAUNCHER = Path(__file__).resolve().parent / "sweep" / "launch_ray.sh"   # slurm/launch_ray.sh in a checkout
 
 
 class LaunchRay(submitit.helpers.Checkpointable):

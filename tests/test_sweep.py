@@ -42,6 +42,28 @@ def test_dry_run_lists_the_trials(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_a_regular_install_finds_its_grids_and_launcher_from_any_directory(tmp_path):
+    """A wheel installed elsewhere (not this checkout): `--grid demo` and the Slurm launcher."""
+    wheel = tmp_path / "wheel"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheel, REPO], check=True, timeout=300,
+                   cwd=tmp_path)
+    subprocess.run([*pip, "install", "--no-deps", "--target", tmp_path / "site", *wheel.glob("*.whl")], check=True,
+                   timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    (tmp_path / "elsewhere").mkdir()
+    p = subprocess.run([sys.executable, "-m", "rsnet.sweep", "--grid", "demo", "--dry-run"], capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path / "elsewhere", env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1].startswith("sweep demo: 6 trials (" + str(tmp_path / "site"))
+    where = subprocess.run([sys.executable, "-c", "import rsnet.slurm as s; print(s.LAUNCHER, s.LAUNCHER.is_file())"],
+                           capture_output=True, text=True, cwd=tmp_path / "elsewhere", env=env, check=True).stdout
+    assert where.startswith(str(tmp_path / "site")) and where.split()[-1] == "True"
+    p = subprocess.run([sys.executable, "-m", "rsnet.sweep", "--grid", "nope", "--dry-run"], capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path / "elsewhere", env=env)
+    assert p.returncode == 2 and "no sweep named 'nope'" in p.stderr and "demo" in p.stderr
+
+
 def test_all_shipped_sweeps_are_tested():
     shipped = {p.stem for p in (REPO / "sweeps").glob("*.yaml")}
     assert shipped == {"benchmark", "ablations", "fps_resolution", "cross_domain", "subgroups", "demo"}

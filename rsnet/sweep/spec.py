@@ -71,31 +71,32 @@ class Sweep:
         return out
 
     def trials(self, data_root) -> list[Trial]:
-        """Expand the axes into trials (folds per dataset and split)."""
+        """Expand the sweep: the product of its named axes and its settings, then of each
+        combination's folds (`fold: all` = the protocol's) and seeds."""
         axes = dict(self.axes)
         settings = axes.pop("setting", None) or {"": {}}
         fold_axis = axes.pop("fold", "all")
         seed_axis = axes.pop("seed", [self.defaults.get("seed", 0)])
         seeds = list(range(seed_axis)) if isinstance(seed_axis, int) else list(seed_axis)
-        names, values = list(axes), [axes[k] for k in axes]
         out = []
-        for combo in itertools.product(*values):
-            base = {**self.defaults, **dict(zip(names, combo))}
-            for setting, overrides in settings.items():
-                merged = {**base, **overrides}
-                dataset, split = merged.get("dataset", "uvanemo"), merged.get("split", "kfold")
-                folds = folds_for(split, dataset) if fold_axis == "all" else list(fold_axis)
-                for fold, seed in itertools.product(folds, seeds):
-                    cfg = TrialConfig.from_dict({**merged, "fold": fold, "seed": seed}, str(self.path))
-                    cfg.root = str(self.data_dir(data_root, cfg.dataset))
-                    if cfg.target():
-                        cfg.target_root = str(self.data_dir(data_root, cfg.target()))
-                    try:
-                        cfg.validate()
-                    except ValueError as e:
-                        raise SweepError(f"{self.path}: {e}") from e
-                    out.append(Trial(trial_name(cfg, setting), setting, cfg))
+        for values, (setting, overrides) in itertools.product(itertools.product(*axes.values()), settings.items()):
+            merged = {**self.defaults, **dict(zip(axes, values)), **overrides}
+            folds = folds_for(merged.get("split", "kfold"), merged.get("dataset", "uvanemo")) \
+                if fold_axis == "all" else list(fold_axis)
+            out += [self._trial(merged, setting, fold, seed, data_root)
+                    for fold, seed in itertools.product(folds, seeds)]
         return out
+
+    def _trial(self, merged: dict, setting: str, fold: int, seed: int, data_root) -> Trial:
+        cfg = TrialConfig.from_dict({**merged, "fold": fold, "seed": seed}, str(self.path))
+        cfg.root = str(self.data_dir(data_root, cfg.dataset))
+        if cfg.target():
+            cfg.target_root = str(self.data_dir(data_root, cfg.target()))
+        try:
+            cfg.validate()
+        except ValueError as e:
+            raise SweepError(f"{self.path}: {e}") from e
+        return Trial(trial_name(cfg, setting), setting, cfg)
 
 
 def trial_name(cfg: TrialConfig, setting: str) -> str:
@@ -159,12 +160,17 @@ def load_sweep(path) -> Sweep:
     return sweep
 
 
+GRIDS = Path(__file__).resolve().parent / "grids"    # the shipped sweeps (package data; ./sweeps in a checkout)
+
+
 def resolve_sweep_path(grid_or_path: str, sweeps_dir: Path | None = None) -> Path:
-    """`--grid NAME` -> sweeps/NAME.yaml (next to the package, or ./sweeps); a path works too."""
+    """`--grid NAME` -> NAME.yaml in `sweeps_dir`, ./sweeps or the shipped grids (installed with the
+    package, so it works from any directory); a path works too."""
     p = Path(grid_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         return p
-    for base in filter(None, (sweeps_dir, Path("sweeps"), Path(__file__).resolve().parents[2] / "sweeps")):
+    for base in filter(None, (sweeps_dir, Path("sweeps"), GRIDS)):
         if (base / f"{grid_or_path}.yaml").is_file():
             return base / f"{grid_or_path}.yaml"
-    return Path("sweeps") / f"{grid_or_path}.yaml"
+    shipped = ", ".join(sorted(g.stem for g in GRIDS.glob("*.yaml")))
+    raise SweepError(f"no sweep named {grid_or_path!r} in ./sweeps or the shipped grids ({shipped})")

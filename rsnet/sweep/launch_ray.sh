@@ -1,0 +1,112 @@
+#!/bin/bash
+# Run an rsnet sweep on a Ray cluster that spans this Slurm allocation.
+#
+#   sbatch slurm/launch_ray.sh sweeps/ablations.yaml [python -m rsnet.sweep options]
+#   sbatch --nodes=4 --gpus-per-node=4 --time=2-00:00:00 slurm/launch_ray.sh sweeps/benchmark.yaml
+#
+# Edit the #SBATCH lines below or override them on the sbatch command line. Results and caches
+# go to a path every node sees (Ray Tune no longer syncs trial results to the head):
+#   RSNET_RESULTS (default <submit dir>/results), RSNET_CACHE (<submit dir>/cache),
+#   RSNET_DATA (<submit dir>/data: the datasets as <data>/<dataset>/), RSNET_PYTHON (the
+#   interpreter; default <submit dir>/.venv/bin/python if present, else python3).
+#
+# Pattern: Ray's documented Slurm recipe, a head plus one worker per further node, each started
+# with `srun ... ray start --block`. We start the nodes ourselves rather than with
+# `ray symmetric-run` (Ray >= 2.49) because that lets every port, the temp dir and the node
+# address be chosen per job, and lets this job stop exactly its own Ray processes: the srun
+# steps are signalled at the end and `ray start --block` takes its node down. No bare
+# `ray stop`, which would kill every Ray of the user on the node.
+#
+#SBATCH --job-name=rsnet-sweep
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=1-00:00:00
+#SBATCH --output=rsnet-%x-%j.out
+#SBATCH --open-mode=append
+#SBATCH --requeue
+#SBATCH --signal=B:USR1@300
+set -euo pipefail
+SWEEP=${1:?usage: sbatch slurm/launch_ray.sh SWEEP.yaml [python -m rsnet.sweep options]}
+shift
+# under submitit every task runs this script: only the first one drives the job
+[ "${SLURM_PROCID:-0}" = 0 ] || exit 0
+SUBMIT_DIR=${SLURM_SUBMIT_DIR:-$PWD}
+cd "$SUBMIT_DIR"
+JOB=${SLURM_JOB_ID:?run this through sbatch (or slurm/local_cluster.sh for a local Slurm)}
+if [ -z "${RSNET_PYTHON:-}" ]; then
+    if [ -x "$SUBMIT_DIR/.venv/bin/python" ]; then RSNET_PYTHON=$SUBMIT_DIR/.venv/bin/python; else RSNET_PYTHON=python3; fi
+fi
+RAY="$(dirname "$RSNET_PYTHON")/ray"
+[ -x "$RAY" ] || RAY=ray
+export RSNET_RESULTS=${RSNET_RESULTS:-$SUBMIT_DIR/results}
+export RSNET_CACHE=${RSNET_CACHE:-$SUBMIT_DIR/cache}
+export RSNET_DATA=${RSNET_DATA:-$SUBMIT_DIR/data}
+export RAY_USAGE_STATS_ENABLED=0
+
+# Ports: a block of 100 per job, derived from the job id, so jobs sharing a node do not meet.
+BASE=$(( 20000 + (JOB % 400) * 100 ))
+PORTS=(--node-manager-port=$((BASE + 1)) --object-manager-port=$((BASE + 2))
+       --runtime-env-agent-port=$((BASE + 3)) --dashboard-agent-grpc-port=$((BASE + 4))
+       --dashboard-agent-listen-port=$((BASE + 5)) --metrics-export-port=$((BASE + 6))
+       --min-worker-port=$((BASE + 10)) --max-worker-port=$((BASE + 99)))
+# A short per-job temp dir: Ray's unix socket paths must stay under 107 bytes.
+TMP_DIR=/tmp/rsnet-$JOB
+# Security: the dashboard and job API run code for whoever reaches them: both off. Token auth
+# with a per-job token only this user can read (on the shared submit dir so every node sees it).
+mkdir -p "$SUBMIT_DIR/.rsnet" && chmod 700 "$SUBMIT_DIR/.rsnet"
+export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$SUBMIT_DIR/.rsnet/ray-token-$JOB
+( umask 077; [ -s "$RAY_AUTH_TOKEN_PATH" ] || "$RSNET_PYTHON" -c "import secrets; print(secrets.token_hex(32))" > "$RAY_AUTH_TOKEN_PATH" )
+
+NODES=($(scontrol show hostnames "$SLURM_JOB_NODELIST"))
+HEAD=${NODES[0]}
+# The node's address from `hostname -I` (`hostname --ip-address` gives 127.0.0.1 on some
+# systems); RSNET_NODE_IP overrides it (the tests keep everything on 127.0.0.2).
+ip_of() { srun --overlap --nodes=1 --ntasks=1 -w "$1" bash -c 'echo ${RSNET_NODE_IP:-$(hostname -I | cut -d" " -f1)}'; }
+HEAD_IP=$(ip_of "$HEAD")
+ADDRESS=$HEAD_IP:$BASE
+CPUS=${SLURM_CPUS_PER_TASK:-$(nproc)}
+# GPUs as Slurm grants them
+GPUS=${SLURM_GPUS_ON_NODE:-0}
+if [ "$GPUS" = 0 ] && [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then GPUS=$(echo "$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c .); fi
+
+STEPS=()
+cleanup() {
+    trap - EXIT TERM INT
+    [ -n "${DRIVER:-}" ] && kill -INT "$DRIVER" 2>/dev/null && wait "$DRIVER" 2>/dev/null || true
+    for pid in "${STEPS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${STEPS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    echo "launch_ray: job $JOB stopped its Ray ($TMP_DIR on ${#NODES[@]} node(s))"
+}
+trap cleanup EXIT
+on_warning() {   # time limit or preemption coming: requeue, the rerun resumes the sweep
+    echo "launch_ray: job $JOB got the warning signal: requeueing; the sweep resumes on restart"
+    scontrol requeue "$JOB" || true
+    cleanup
+    exit 0
+}
+trap on_warning USR1
+trap cleanup TERM INT
+
+echo "launch_ray: job $JOB, ${#NODES[@]} node(s), head $HEAD ($ADDRESS), $CPUS CPUs and $GPUS GPUs per node"
+echo "launch_ray: results $RSNET_RESULTS, cache $RSNET_CACHE, data $RSNET_DATA"
+srun --overlap --nodes=1 --ntasks=1 -w "$HEAD" env RSNET_NODE_IP="$HEAD_IP" "$RAY" start --head --block \
+    --node-ip-address="$HEAD_IP" --port="$BASE" --temp-dir="$TMP_DIR" --include-dashboard=false \
+    --ray-client-server-port=$((BASE + 7)) --num-cpus="$CPUS" --num-gpus="$GPUS" "${PORTS[@]}" &
+STEPS+=($!)
+for i in $(seq 1 60); do "$RAY" health-check --address "$ADDRESS" >/dev/null 2>&1 && break; sleep 2; done
+for node in "${NODES[@]:1}"; do
+    srun --overlap --nodes=1 --ntasks=1 -w "$node" bash -c \
+        'exec "$0" start --block --address="$1" --node-ip-address="${RSNET_NODE_IP:-$(hostname -I | cut -d" " -f1)}" --num-cpus="$2" --num-gpus="$3" "${@:4}"' \
+        "$RAY" "$ADDRESS" "$CPUS" "$GPUS" "${PORTS[@]}" &
+    STEPS+=($!)
+done
+
+"$RSNET_PYTHON" -m rsnet.sweep "$SWEEP" --address "$ADDRESS" --results "$RSNET_RESULTS" \
+    --cache "$RSNET_CACHE" --data-root "$RSNET_DATA" "$@" &
+DRIVER=$!
+set +e
+wait "$DRIVER"
+STATUS=$?
+DRIVER=
+exit $STATUS
