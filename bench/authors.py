@@ -18,6 +18,7 @@ than real 224 px chips, so they decode faster: both make this baseline cheaper t
 Their loss also added 0.001 x the L2 norm of every parameter in a Python loop; our default loss
 has no such term, so it is left out of both.
 """
+
 from __future__ import annotations
 
 import io
@@ -40,17 +41,17 @@ class AuthorsForward(nn.Module):
         super().__init__()
         self.m = model
 
-    def forward(self, x, starts):                      # x (B, T, C, H, W), video b real from starts[b]
+    def forward(self, x, starts):  # x (B, T, C, H, W), video b real from starts[b]
         m = self.m
         diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], 1)
         B, T = x.shape[:2]
         x = m.tsa.conv(diff.flatten(0, 1)).view(x.shape) * x + x
-        real = torch.cat([x[b, starts[b]:] for b in range(B)], 0)
+        real = torch.cat([x[b, starts[b] :] for b in range(B)], 0)
         out = m.encoder(real)
         feats = torch.zeros((B, T) + out.shape[1:])
         cur = 0
         for b, s in enumerate(starts):
-            feats[b, s:] = out[cur:cur + T - s]
+            feats[b, s:] = out[cur : cur + T - s]
             cur += T - s
         cell = m.temporal.cell
         h = torch.zeros(B, cell.hidden, *out.shape[2:])

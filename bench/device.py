@@ -13,6 +13,7 @@ is, so no dataset or decoder is needed on the GPU machine. Prints:
           (bf16 autocast), and on the CPU: seconds per epoch, peak GPU memory, final loss
 Runs on a CPU-only machine too (the CUDA lines are skipped).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,11 +63,16 @@ def agreement(data: ClipSet, weights, cuda: bool) -> None:
         logits, grads = one_step_grads(model, frames, lengths, labels, weights, device)
         # relative to each parameter's largest true gradient, where that is not ~0 (biases in front of
         # a batch norm, and what the non-local block's zero-initialised BN blocks, have exactly 0)
-        rel = sorted(float((grads[n] - g64[n]).abs().max() / g64[n].abs().max()) for n in g64
-                     if float(g64[n].abs().max()) > 1e-6 * scale)
-        print(f"agree: {name} vs float64: logits max difference {float((logits.double() - l64).abs().max()):.1e}; "
-              f"gradients relative error median {rel[len(rel) // 2]:.1e}, largest {rel[-1]:.1e} "
-              f"({len(rel)} parameters)")
+        rel = sorted(
+            float((grads[n] - g64[n]).abs().max() / g64[n].abs().max())
+            for n in g64
+            if float(g64[n].abs().max()) > 1e-6 * scale
+        )
+        print(
+            f"agree: {name} vs float64: logits max difference {float((logits.double() - l64).abs().max()):.1e}; "
+            f"gradients relative error median {rel[len(rel) // 2]:.1e}, largest {rel[-1]:.1e} "
+            f"({len(rel)} parameters)"
+        )
 
 
 def epochs(data: ClipSet, weights, device: torch.device, amp: bool, n: int, batch: int) -> None:
@@ -84,9 +90,11 @@ def epochs(data: ClipSet, weights, device: torch.device, amp: bool, n: int, batc
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     mem = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if device.type == "cuda" else ""
-    print(f"epoch ({device.type}{', amp bf16' if amp else ', fp32'}): train+evaluate {min(times):.2f} s "
-          f"(best of {n}; first {times[0]:.2f} s){mem}; train loss {m['train_loss']:.4f}, "
-          f"train accuracy {m['train_acc']:.3f}, accuracy {ev['accuracy']:.3f}")
+    print(
+        f"epoch ({device.type}{', amp bf16' if amp else ', fp32'}): train+evaluate {min(times):.2f} s "
+        f"(best of {n}; first {times[0]:.2f} s){mem}; train loss {m['train_loss']:.4f}, "
+        f"train accuracy {m['train_acc']:.3f}, accuracy {ev['accuracy']:.3f}"
+    )
 
 
 def main() -> None:
@@ -101,8 +109,10 @@ def main() -> None:
     data = ClipSet.from_cache(cache, cache.usable)
     weights = class_weights(data.labels)
     cuda = torch.cuda.is_available()
-    print(f"torch {torch.__version__}; {torch.cuda.get_device_name() if cuda else 'no GPU'}; "
-          f"{len(data)} clips, {int(data.lengths.sum())} frames; CPU threads {torch.get_num_threads()}")
+    print(
+        f"torch {torch.__version__}; {torch.cuda.get_device_name() if cuda else 'no GPU'}; "
+        f"{len(data)} clips, {int(data.lengths.sum())} frames; CPU threads {torch.get_num_threads()}"
+    )
     agreement(data, weights, cuda)
     if cuda:
         epochs(data, weights, torch.device("cuda"), False, a.epochs, a.batch)

@@ -9,6 +9,7 @@ Prints one row per setting: mean final-epoch accuracy on held-out subjects, min/
 trials, trials that stalled (train accuracy < 0.6 at the end), minutes.
 Trial directories land in --out (kept; rerunning resumes/reuses them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,16 +37,24 @@ def one(args):
     from rsnet.trial import run_trial
 
     name, overrides, fold, seed, a = args
-    cfg = TrialConfig(dataset="uvanemo", root=a.root, fold=fold, seed=seed, epochs=a.epochs, threads=1,
-                      cache=a.cache, **overrides)
+    cfg = TrialConfig(
+        dataset="uvanemo", root=a.root, fold=fold, seed=seed, epochs=a.epochs, threads=1, cache=a.cache, **overrides
+    )
     out = Path(a.out) / f"{cfg.hash()}"
-    configure_process(cfg.threads)          # one trial per worker process, one thread each
+    configure_process(cfg.threads)  # one trial per worker process, one thread each
     t0 = time.perf_counter()
     r = run_trial(cfg, out)
     hist = pd.read_json(out / "metrics.jsonl", lines=True)
-    return {"setting": name, "fold": fold, "seed": seed, "accuracy": r["accuracy"],
-            "optimistic": r["optimistic_accuracy"], "final_train_acc": hist.train_acc.iloc[-1],
-            "minutes": r["train_seconds"] / 60, "wall": time.perf_counter() - t0}
+    return {
+        "setting": name,
+        "fold": fold,
+        "seed": seed,
+        "accuracy": r["accuracy"],
+        "optimistic": r["optimistic_accuracy"],
+        "final_train_acc": hist.train_acc.iloc[-1],
+        "minutes": r["train_seconds"] / 60,
+        "wall": time.perf_counter() - t0,
+    }
 
 
 def main() -> None:
@@ -61,16 +70,21 @@ def main() -> None:
     a = ap.parse_args()
     from rsnet.data import PrepConfig, load_or_build
 
-    load_or_build("uvanemo", a.root, PrepConfig(), a.cache or None)      # build the cache once
+    load_or_build("uvanemo", a.root, PrepConfig(), a.cache or None)  # build the cache once
     jobs = [(n, SETTINGS[n], f, s, a) for n, f, s in itertools.product(a.settings, a.folds, a.seeds)]
     with ProcessPoolExecutor(a.workers) as pool:
         rows = list(pool.map(one, jobs))
     df = pd.DataFrame(rows)
     df.to_csv(Path(a.out) / "learning.csv", index=False)
     summary = df.groupby("setting", sort=False).agg(
-        trials=("accuracy", "size"), accuracy=("accuracy", "mean"), min=("accuracy", "min"),
-        max=("accuracy", "max"), optimistic=("optimistic", "mean"),
-        stalled=("final_train_acc", lambda x: int((x < 0.6).sum())), minutes=("minutes", "mean"))
+        trials=("accuracy", "size"),
+        accuracy=("accuracy", "mean"),
+        min=("accuracy", "min"),
+        max=("accuracy", "max"),
+        optimistic=("optimistic", "mean"),
+        stalled=("final_train_acc", lambda x: int((x < 0.6).sum())),
+        minutes=("minutes", "mean"),
+    )
     print(f"held-out accuracy on {a.root} (folds {a.folds}, seeds {a.seeds}, {a.epochs} epochs)")
     print(summary.to_markdown(floatfmt=".3f"))
 

@@ -9,6 +9,7 @@ crops. Prints each as seconds and as a multiple of real time (clip duration / se
 and, as the floor under any exact sampling, FFmpeg's H.264 decoder run over every frame.
 Targets: end to end >= 10x real time, model alone >= 500x.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,24 +77,30 @@ def main() -> None:
     t0 = time.perf_counter()
     clip = make_clip(Path(a.out), a.seconds)
     print(f"clip: {clip} ({a.seconds:g} s, 1920x1080, 50 fps), ready in {time.perf_counter() - t0:.1f} s")
-    cfg = TrialConfig()                      # the paper's input: 5 fps, 48 px, colour
+    cfg = TrialConfig()  # the paper's input: 5 fps, 48 px, colour
     model = build_model(cfg.variant, cfg.channels, cfg.resolution).eval()
-    _get_detector()                          # loading dlib's model is not per-video work
-    predict_one(model, cfg, clip, "video")   # warm-up
+    _get_detector()  # loading dlib's model is not per-video work
+    predict_one(model, cfg, clip, "video")  # warm-up
     results = []
     end_to_end = best_of(lambda: results.append(predict_one(model, cfg, clip, "video")), a.repeats)
     r = results[-1]
     crops, _ = preprocess_video(str(clip), "video", 50.0, cfg.prep())
     model_only = best_of(lambda: score_clip(model, crops), max(a.repeats, 20))
-    print(f"end to end: {end_to_end:.3f} s = {a.seconds / end_to_end:.1f}x real time "
-          f"(decode {r['decode_seconds']:.3f} s, face {r['face_seconds']:.3f} s, model {r['model_seconds']:.4f} s; "
-          f"{r['frames']} frames at {cfg.fps:g} fps)  target >= 10x")
-    print(f"model alone: {model_only * 1000:.1f} ms for {len(crops)} frames = {a.seconds / model_only:.0f}x real time"
-          f"  target >= 500x")
+    print(
+        f"end to end: {end_to_end:.3f} s = {a.seconds / end_to_end:.1f}x real time "
+        f"(decode {r['decode_seconds']:.3f} s, face {r['face_seconds']:.3f} s, model {r['model_seconds']:.4f} s; "
+        f"{r['frames']} frames at {cfg.fps:g} fps)  target >= 10x"
+    )
+    print(
+        f"model alone: {model_only * 1000:.1f} ms for {len(crops)} frames = {a.seconds / model_only:.0f}x real time"
+        f"  target >= 500x"
+    )
     floor = best_of(lambda: decode_everything(clip), 1)
-    print(f"decoding floor: FFmpeg's H.264 decoder alone (PyAV, 1 thread, no colour conversion) takes "
-          f"{floor:.3f} s for all {round(a.seconds * 50)} frames = {a.seconds / floor:.1f}x real time: exact "
-          f"5 fps samples of an H.264 stream need its reference frames decoded")
+    print(
+        f"decoding floor: FFmpeg's H.264 decoder alone (PyAV, 1 thread, no colour conversion) takes "
+        f"{floor:.3f} s for all {round(a.seconds * 50)} frames = {a.seconds / floor:.1f}x real time: exact "
+        f"5 fps samples of an H.264 stream need its reference frames decoded"
+    )
     print(f"threads: torch {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}; decord 1 thread")
 
 

@@ -10,6 +10,7 @@ the authors' single process. Prints videos/s of each, the speed-ups, the IoU of 
 squares against crop squares from full-resolution detection on the same sampled frames, and
 how long opening a UvA-NEMO-sized cache takes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,7 +75,7 @@ def main() -> None:
 
     from rsnet.data.preprocess import _get_detector, preprocess_video
 
-    _get_detector()                                               # warm-up, not timed
+    _get_detector()  # warm-up, not timed
     t0 = time.perf_counter()
     ours_frames = 0
     for p in paths:
@@ -84,7 +85,7 @@ def main() -> None:
 
     workers = os.cpu_count() or 1
     with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(_get_detector, range(workers)))             # start and warm the workers
+        list(pool.map(_get_detector, range(workers)))  # start and warm the workers
         t0 = time.perf_counter()
         list(pool.map(preprocess_video, paths, ["video"] * len(paths), [50.0] * len(paths), [cfg] * len(paths)))
         ours_all = len(paths) / (time.perf_counter() - t0)
@@ -98,11 +99,11 @@ def main() -> None:
     for p in paths:
         frames, _, _ = read_sampled_frames(p, "video", 50.0, cfg.fps)
         track = track_boxes(detect_faces(frames, cfg.detect_width), cfg.smooth)
-        full = detect_faces(frames, detect_width=10_000)          # full resolution
+        full = detect_faces(frames, detect_width=10_000)  # full resolution
         for (cx, cy, side), box in zip(track, full):
             if box is not None:
-                l, t, r, b = box
-                ref = square((l + r) / 2, (t + b) / 2, max(r - l, b - t))
+                left, top, right, bottom = box
+                ref = square((left + right) / 2, (top + bottom) / 2, max(right - left, bottom - top))
                 ious.append(iou(square(cx, cy, side), ref))
 
     # opening a UvA-NEMO-sized store: 1240 videos x ~40 frames at 5 fps, 3x48x48
@@ -113,8 +114,16 @@ def main() -> None:
         with open(store / "frames.u8", "wb") as f:
             f.truncate(n * 3 * 48 * 48)
         import pandas as pd
-        pd.DataFrame({"id": [f"v{i}" for i in range(1240)], "status": "ok", "start": np.arange(1240) * 40,
-                      "length": 40, "subject": "001"}).to_csv(store / "videos.csv", index=False)
+
+        pd.DataFrame(
+            {
+                "id": [f"v{i}" for i in range(1240)],
+                "status": "ok",
+                "start": np.arange(1240) * 40,
+                "length": 40,
+                "subject": "001",
+            }
+        ).to_csv(store / "videos.csv", index=False)
         (store / "meta.json").write_text(json.dumps({"shape": [n, 3, 48, 48]}))
     t0 = time.perf_counter()
     c = FrameCache(store)
@@ -125,8 +134,10 @@ def main() -> None:
     print(f"authors: {theirs:.4f} videos/s (every frame decoded, dlib at 1920x1080)")
     print(f"speed-up, one core each: {ours / theirs:.1f}x (target >= 20x)")
     print(f"ours on all {workers} cores: {ours_all:.3f} videos/s, {ours_all / theirs:.1f}x the authors' single process")
-    print(f"crop IoU vs full-resolution detection: mean {np.mean(ious):.3f}, min {np.min(ious):.3f} "
-          f"over {len(ious)} frames (target mean >= 0.9)")
+    print(
+        f"crop IoU vs full-resolution detection: mean {np.mean(ious):.3f}, min {np.min(ious):.3f} "
+        f"over {len(ious)} frames (target mean >= 0.9)"
+    )
     print(f"opening a UvA-NEMO-sized cache ({n} frames, {n * 3 * 48 * 48 / 2**20:.0f} MiB): {open_s * 1000:.1f} ms")
 
 

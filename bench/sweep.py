@@ -7,6 +7,7 @@ first serially in this process, then as a sweep on a local Ray with every core. 
 wall times, their ratio (target <= 0.6 on 2 CPUs), and Ray's overhead per trial: the extra
 core-seconds each trial costs under Ray, (ray_wall * cores - serial_wall) / trials.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,16 +26,19 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/rsnet-bench-sweep")
     a = ap.parse_args()
     out = Path(a.out)
-    shutil.rmtree(out / "results", ignore_errors=True)    # the bench's own scratch results only
+    shutil.rmtree(out / "results", ignore_errors=True)  # the bench's own scratch results only
     sweep = out / "bench.yaml"
     out.mkdir(parents=True, exist_ok=True)
-    sweep.write_text(f"name: bench\nsynthetic: {{size: tiny, seed: 0}}\n"
-                     f"defaults: {{epochs: {a.epochs}, batch_size: 8, fold: 1}}\n"
-                     f"axes: {{dataset: [uvanemo], fold: [1], seed: {a.trials}}}\nresources: {{cpu: 1}}\n")
+    sweep.write_text(
+        f"name: bench\nsynthetic: {{size: tiny, seed: 0}}\n"
+        f"defaults: {{epochs: {a.epochs}, batch_size: 8, fold: 1}}\n"
+        f"axes: {{dataset: [uvanemo], fold: [1], seed: {a.trials}}}\nresources: {{cpu: 1}}\n"
+    )
     common = ["--data-root", str(out / "data"), "--cache", str(out / "cache")]
     # data and cache first, not timed
-    subprocess.run([sys.executable, "-m", "rsnet.sweep", str(sweep), "--dry-run", *common], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "rsnet.sweep", str(sweep), "--dry-run", *common], check=True, capture_output=True
+    )
     from rsnet.runtime import configure_process
     from rsnet.sweep.__main__ import prepare_data
     from rsnet.sweep.spec import load_sweep
@@ -46,15 +50,18 @@ def main() -> None:
         t.config = t.config.replace(cache=str(out / "cache"), threads=1)
     prepare_data(spec, trials, out / "data", str(out / "cache"))
 
-    configure_process(1)                    # as each Ray trial is: 1 CPU
+    configure_process(1)  # as each Ray trial is: 1 CPU
     t0 = time.perf_counter()
     for t in trials:
         run_trial(t.config, out / "results" / "serial" / t.name)
     serial = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "rsnet.sweep", str(sweep), "--results", str(out / "results" / "ray"),
-                    *common], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "rsnet.sweep", str(sweep), "--results", str(out / "results" / "ray"), *common],
+        check=True,
+        capture_output=True,
+    )
     ray_wall = time.perf_counter() - t0
     cores = os.cpu_count() or 1
     print(f"{len(trials)} trials x {a.epochs} epochs, 1 CPU each, {cores} cores")

@@ -17,6 +17,7 @@ Targets: epoch >= 5x faster, step >= 1.5x faster.
 The first run also prepares a 224x224 cache of the same frames and writes the authors' zip
 beside the caches (a minute or two for the small corpus).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    keep_freed_memory()                  # as a trial's process does; the process (and both paths) share it
+    keep_freed_memory()  # as a trial's process does; the process (and both paths) share it
     cache = load_or_build("uvanemo", a.root, PrepConfig(), a.cache, progress=False)
     data = ClipSet.from_cache(cache, cache.usable)
     w = class_weights(data.labels)
@@ -56,8 +57,10 @@ def main() -> None:
     torch.manual_seed(0)
     ours = build_model("full")
     opt = torch.optim.Adam(ours.parameters(), 1e-3)
-    ours_t = min(train_one_epoch(ours, data, opt, w, torch.device("cpu"), batch_size=16, seed=0,
-                                 epoch=e)["train_seconds"] for e in range(1, a.epochs + 1))
+    ours_t = min(
+        train_one_epoch(ours, data, opt, w, torch.device("cpu"), batch_size=16, seed=0, epoch=e)["train_seconds"]
+        for e in range(1, a.epochs + 1)
+    )
     t0 = time.perf_counter()
     for e in range(1, a.epochs + 1):
         for _ in batches(data, 16, True, 0, e):
@@ -66,8 +69,9 @@ def main() -> None:
     torch.manual_seed(0)
     theirs = AuthorsForward(authors_layers(build_model("full")))
     opt = torch.optim.Adam(theirs.parameters(), 1e-3)
-    loader = torch.utils.data.DataLoader(ChipsZipDataset(zpath, data.table.id, data.labels), batch_size=16,
-                                         shuffle=True, num_workers=0)
+    loader = torch.utils.data.DataLoader(
+        ChipsZipDataset(zpath, data.table.id, data.labels), batch_size=16, shuffle=True, num_workers=0
+    )
     theirs_t, theirs_data = min(authors_epoch(theirs, loader, opt, w) for _ in range(a.epochs))
 
     # step time at equal batch: 16 clips of 40 frames (variable lengths 30-40 for the packing)
@@ -76,7 +80,7 @@ def main() -> None:
     lengths = torch.randint(30, 41, (16,), generator=g)
     left = torch.zeros_like(x)
     for b, n in enumerate(lengths):
-        left[b, 40 - n:] = x[b, :n]
+        left[b, 40 - n :] = x[b, :n]
 
     def step_time(fn, reps=9):
         times = []
@@ -91,14 +95,20 @@ def main() -> None:
     torch.manual_seed(0)
     ours_plain = plain_convs(build_model("full"))
     s_plain = step_time(lambda: ours_plain.logits(x, lengths))
-    print(f"corpus: {len(data)} clips, mean {data.lengths.mean():.1f} frames (max {data.lengths.max()}), "
-          f"{a.threads} threads")
+    print(
+        f"corpus: {len(data)} clips, mean {data.lengths.mean():.1f} frames (max {data.lengths.max()}), "
+        f"{a.threads} threads"
+    )
     print(f"epoch: ours {ours_t:.2f} s, authors' data path {theirs_t:.2f} s -> {theirs_t / ours_t:.1f}x (target >= 5x)")
-    print(f"  data: ours {ours_data:.2f} s (batching), authors' {theirs_data:.2f} s (loading); "
-          f"the rest: ours {ours_t - ours_data:.2f} s, authors' {theirs_t - theirs_data:.2f} s -> "
-          f"{(theirs_t - theirs_data) / (ours_t - ours_data):.1f}x")
-    print(f"step (16 x 40 frames): ours {s_ours * 1000:.0f} ms, authors' {s_theirs * 1000:.0f} ms -> "
-          f"{s_theirs / s_ours:.2f}x (target >= 1.5x); ours with NCHW convolutions {s_plain * 1000:.0f} ms")
+    print(
+        f"  data: ours {ours_data:.2f} s (batching), authors' {theirs_data:.2f} s (loading); "
+        f"the rest: ours {ours_t - ours_data:.2f} s, authors' {theirs_t - theirs_data:.2f} s -> "
+        f"{(theirs_t - theirs_data) / (ours_t - ours_data):.1f}x"
+    )
+    print(
+        f"step (16 x 40 frames): ours {s_ours * 1000:.0f} ms, authors' {s_theirs * 1000:.0f} ms -> "
+        f"{s_theirs / s_ours:.2f}x (target >= 1.5x); ours with NCHW convolutions {s_plain * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ tables, cache stores, synthetic clips) goes through `atomic_path`: the content i
 temporary name in the same directory (so the same file system) and renamed onto the final name;
 if writing fails, the temporary is removed and the final name keeps what it held.
 """
+
 from __future__ import annotations
 
 import json

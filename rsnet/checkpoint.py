@@ -1,4 +1,5 @@
 """Checkpoints: written atomically (rsnet.atomic), read back safely."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,13 @@ from .atomic import atomic_path
 
 def save_checkpoint(path: Path, model, optimizer, state: dict, cfg) -> None:
     """Model, optimizer, trial state (epoch, history, selection), RNG states and the config."""
-    blob = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
-            "torch_rng": torch.get_rng_state(), "config": cfg.to_dict()}
+    blob = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "state": state,
+        "torch_rng": torch.get_rng_state(),
+        "config": cfg.to_dict(),
+    }
     if torch.cuda.is_available():
         blob["cuda_rng"] = torch.cuda.get_rng_state_all()
     _torch_save_atomic(blob, path)

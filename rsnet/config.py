@@ -3,6 +3,7 @@
 Defaults are the paper's (Sec. 4.1): 60 epochs, batch 16, Adam with learning rate 1e-3 and
 weight decay 0.005, the weighted loss of Eq. 3, 5 fps, 48x48, colour.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,28 +17,28 @@ from .loss import WEIGHTINGS
 from .model import VARIANTS
 
 TEMPORAL_CONTROLS = ("none", "shuffle", "single_frame")
-RUNTIME_FIELDS = ("device", "threads", "cache", "checkpoint_every")   # do not change the result
+RUNTIME_FIELDS = ("device", "threads", "cache", "checkpoint_every")  # do not change the result
 
 
 @dataclass
 class TrialConfig:
     # what is evaluated
     dataset: str = "uvanemo"
-    root: str = ""                  # the dataset's root folder
-    split: str = "kfold"            # see rsnet.data.splits
+    root: str = ""  # the dataset's root folder
+    split: str = "kfold"  # see rsnet.data.splits
     fold: int = 1
     seed: int = 0
-    target_root: str = ""           # cross:<target> splits: the target dataset's root
-    mmi_selection: str = ""         # MMI, as dataset or cross target: selection CSV (default <root>/mmi_selection.csv)
-    mmi_folds: str = "authors"      # MMI: the authors' 9 subject lists | balanced (greedy, any selection)
+    target_root: str = ""  # cross:<target> splits: the target dataset's root
+    mmi_selection: str = ""  # MMI, as dataset or cross target: selection CSV (default <root>/mmi_selection.csv)
+    mmi_folds: str = "authors"  # MMI: the authors' 9 subject lists | balanced (greedy, any selection)
     # model and loss
     variant: str = "full"
     loss_weighting: str = "balanced"
-    forget_bias: float | None = None   # ConvLSTM forget-gate bias init; None = PyTorch default (authors')
-    temporal_control: str = "none"     # none | shuffle (frames shuffled in time) | single_frame (one frame)
+    forget_bias: float | None = None  # ConvLSTM forget-gate bias init; None = PyTorch default (authors')
+    temporal_control: str = "none"  # none | shuffle (frames shuffled in time) | single_frame (one frame)
     # input
     fps: float = 5.0
-    frame_stride: int = 0           # > 0: every k-th frame (authors' loader: 5) in place of fps by time
+    frame_stride: int = 0  # > 0: every k-th frame (authors' loader: 5) in place of fps by time
     resolution: int = 48
     channels: int = 3
     # optimisation
@@ -45,18 +46,19 @@ class TrialConfig:
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.005
-    l2_penalty: float = 0.0         # authors' code: 0.001 * sum of every parameter tensor's L2 norm; off by default
-    val_fraction: float = 0.0       # > 0: subject-disjoint validation split of the training subjects picks the epoch
-    amp: bool = False               # mixed precision (bf16 autocast) on CUDA; ignored on CPU
+    l2_penalty: float = 0.0  # authors' code: 0.001 * sum of every parameter tensor's L2 norm; off by default
+    val_fraction: float = 0.0  # > 0: subject-disjoint validation split of the training subjects picks the epoch
+    amp: bool = False  # mixed precision (bf16 autocast) on CUDA; ignored on CPU
     # runtime (not part of the result's identity)
-    device: str = "auto"            # auto | cpu | cuda | cuda:N
-    threads: int = 0                # torch threads the entry point sets; 0 = the CPUs this process may use
-    cache: str = ""                 # preprocessing cache root; "" = $RSNET_CACHE or ./cache
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch threads the entry point sets; 0 = the CPUs this process may use
+    cache: str = ""  # preprocessing cache root; "" = $RSNET_CACHE or ./cache
     checkpoint_every: int = 5
 
     def validate(self) -> "TrialConfig":
         def bad(field, value, valid):
             raise ValueError(f"config field {field}: {value!r} is not valid; valid: {valid}")
+
         if self.dataset not in N_FOLDS:
             bad("dataset", self.dataset, ", ".join(N_FOLDS))
         if self.variant not in VARIANTS:

@@ -6,6 +6,7 @@
    time-shuffled control on two folds; results land in results/demo/;
 3. writes the report (rsnet.report) into results/demo/report/ and prints where it is.
 Synthetic data: the numbers it prints are not the paper's."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,12 @@ from .loss import class_weights, smile_loss
 from .model import build_model, count_parameters
 
 
-def model_smoke(variant: str = "full", batch: int = 4, max_frames: int = 12, resolution: int = 48,
-                seed: int = 0) -> dict:
+def model_smoke(
+    variant: str = "full", batch: int = 4, max_frames: int = 12, resolution: int = 48, seed: int = 0
+) -> dict:
     torch.manual_seed(seed)
     model = build_model(variant, in_channels=3, resolution=resolution)
-    frames = torch.rand(batch, max_frames, 3, resolution, resolution)   # (B, T, C, H, W)
+    frames = torch.rand(batch, max_frames, 3, resolution, resolution)  # (B, T, C, H, W)
     lengths = torch.randint(max_frames // 2, max_frames + 1, (batch,))
     lengths[0] = max_frames
     labels = torch.arange(batch) % 2
@@ -31,8 +33,14 @@ def model_smoke(variant: str = "full", batch: int = 4, max_frames: int = 12, res
     loss = smile_loss(model.logits(frames, lengths), labels, class_weights(labels))
     loss.backward()
     opt.step()
-    return {"variant": variant, "parameters": count_parameters(model), "loss": loss.item(),
-            "step_seconds": time.perf_counter() - t0, "batch": batch, "lengths": lengths.tolist()}
+    return {
+        "variant": variant,
+        "parameters": count_parameters(model),
+        "loss": loss.item(),
+        "step_seconds": time.perf_counter() - t0,
+        "batch": batch,
+        "lengths": lengths.tolist(),
+    }
 
 
 def main(argv=None) -> int:
@@ -42,8 +50,10 @@ def main(argv=None) -> int:
     args, sweep_args = ap.parse_known_args(argv)
     r = model_smoke(args.variant)
     print(f"rsnet demo: {r['variant']} RealSmileNet, {r['parameters']:,} trainable parameters")
-    print(f"  one training step on {r['batch']} random clips of lengths {r['lengths']} at 48x48: "
-          f"loss {r['loss']:.4f}, {r['step_seconds'] * 1000:.0f} ms")
+    print(
+        f"  one training step on {r['batch']} random clips of lengths {r['lengths']} at 48x48: "
+        f"loss {r['loss']:.4f}, {r['step_seconds'] * 1000:.0f} ms"
+    )
     if args.model_only:
         return 0
     from .sweep.__main__ import main as sweep_main
@@ -51,9 +61,11 @@ def main(argv=None) -> int:
 
     argv_sweep = ["--grid", "demo", *sweep_args]
     status = sweep_main(argv_sweep)
-    root = Path(sweep_parser().parse_args(argv_sweep).results)     # the sweep's own --results
-    print(f"rsnet demo: per-trial files in {root}/demo/trials/, one row per trial in {root}/demo/trials.csv;\n"
-          f"  curves: tensorboard --logdir {root}/demo/trials")
+    root = Path(sweep_parser().parse_args(argv_sweep).results)  # the sweep's own --results
+    print(
+        f"rsnet demo: per-trial files in {root}/demo/trials/, one row per trial in {root}/demo/trials.csv;\n"
+        f"  curves: tensorboard --logdir {root}/demo/trials"
+    )
     from .report import build_report
 
     r = build_report(root / "demo")

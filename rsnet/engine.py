@@ -1,4 +1,5 @@
 """`train_one_epoch` and `evaluate`: plain functions that return metric dicts."""
+
 from __future__ import annotations
 
 import contextlib
@@ -29,9 +30,20 @@ def l2_norm_penalty(model: torch.nn.Module) -> torch.Tensor:
     return sum(p.norm(2) for p in model.parameters() if p.requires_grad)
 
 
-def train_one_epoch(model, data: ClipSet, optimizer, class_weights: torch.Tensor, device: torch.device, *,
-                    batch_size: int, seed: int, epoch: int, l2_penalty: float = 0.0, amp: bool = False,
-                    control: str = "none") -> dict:
+def train_one_epoch(
+    model,
+    data: ClipSet,
+    optimizer,
+    class_weights: torch.Tensor,
+    device: torch.device,
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    l2_penalty: float = 0.0,
+    amp: bool = False,
+    control: str = "none",
+) -> dict:
     """One pass over the training clips. Returns train_loss (mean over clips), train_acc, seconds."""
     model.train()
     t0 = time.perf_counter()
@@ -53,8 +65,11 @@ def train_one_epoch(model, data: ClipSet, optimizer, class_weights: torch.Tensor
             correct += int((pred == labels).sum())
         total_loss += loss.item() * len(labels)
         n += len(labels)
-    return {"train_loss": total_loss / max(n, 1), "train_acc": correct / max(n, 1),
-            "train_seconds": time.perf_counter() - t0}
+    return {
+        "train_loss": total_loss / max(n, 1),
+        "train_acc": correct / max(n, 1),
+        "train_seconds": time.perf_counter() - t0,
+    }
 
 
 def _predicted_class(logits: torch.Tensor) -> torch.Tensor:
@@ -62,8 +77,16 @@ def _predicted_class(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model, data: ClipSet, device: torch.device, *, batch_size: int = 32, amp: bool = False,
-             control: str = "none", seed: int = 0) -> dict:
+def evaluate(
+    model,
+    data: ClipSet,
+    device: torch.device,
+    *,
+    batch_size: int = 32,
+    amp: bool = False,
+    control: str = "none",
+    seed: int = 0,
+) -> dict:
     """Scores every clip. Returns accuracy, n, and `scores` (P(spontaneous)) aligned with `data`."""
     model.eval()
     scores = np.zeros(len(data), dtype=np.float64)

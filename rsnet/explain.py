@@ -1,14 +1,15 @@
 """python -m rsnet.explain {cam,tsne}: what a trained RealSmileNet looks at, and what it learned.
 
-    python -m rsnet.explain cam VIDEO... --checkpoint PATH [--frames 8] [--cell 128] [--out explain/]
-        Score-CAM (Wang et al., CVPR-W 2020) over the FPN's feature maps, blended on sampled
-        input frames of each video (the paper's Fig. 4): <out>/<video>_scorecam.png, a strip of
-        --frames face crops (top row) and the same crops with the heatmap (bottom row), each
-        --cell pixels square, so the image is (frames * cell) x (2 * cell).
-    python -m rsnet.explain tsne TRIAL_DIR [--out TRIAL_DIR/explain]
-        2-D t-SNE of the classification block's embeddings (after its ReLU) for the trial's
-        test fold, coloured by class (the paper's Fig. 5): <out>/tsne.png, 600 x 600 pixels.
+python -m rsnet.explain cam VIDEO... --checkpoint PATH [--frames 8] [--cell 128] [--out explain/]
+    Score-CAM (Wang et al., CVPR-W 2020) over the FPN's feature maps, blended on sampled
+    input frames of each video (the paper's Fig. 4): <out>/<video>_scorecam.png, a strip of
+    --frames face crops (top row) and the same crops with the heatmap (bottom row), each
+    --cell pixels square, so the image is (frames * cell) x (2 * cell).
+python -m rsnet.explain tsne TRIAL_DIR [--out TRIAL_DIR/explain]
+    2-D t-SNE of the classification block's embeddings (after its ReLU) for the trial's
+    test fold, coloured by class (the paper's Fig. 5): <out>/tsne.png, 600 x 600 pixels.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ def score_cam(model, crops: np.ndarray) -> tuple[np.ndarray, float]:
     Each map A_k (upsampled to the input, scaled to [0, 1]) masks every frame; the model's score
     for the predicted class on the masked clip, softmax-normalised over k, weighs A_k; the CAM
     is ReLU(sum_k w_k A_k), per frame. Returns (T, R, R) heatmaps in [0, 1] and P(spontaneous)."""
-    frames, lengths = collate([crops])                       # (1, T, C, R, R), (1,)
+    frames, lengths = collate([crops])  # (1, T, C, R, R), (1,)
     R = frames.shape[-1]
     got = {}
     hook = model.encoder.register_forward_hook(lambda m, i, o: got.__setitem__("maps", o))
@@ -42,17 +43,17 @@ def score_cam(model, crops: np.ndarray) -> tuple[np.ndarray, float]:
         p = float(model(frames, lengths)[0])
     finally:
         hook.remove()
-    maps = got["maps"]                                       # (T, K, S, S): real frames only
-    up = F.interpolate(maps, size=(R, R), mode="bilinear", align_corners=False)   # (T, K, R, R)
+    maps = got["maps"]  # (T, K, S, S): real frames only
+    up = F.interpolate(maps, size=(R, R), mode="bilinear", align_corners=False)  # (T, K, R, R)
     lo, hi = up.amin((2, 3), keepdim=True), up.amax((2, 3), keepdim=True)
     masks = (up - lo) / (hi - lo).clamp_min(1e-8)
     target = 1 if p > 0.5 else 0
     scores = []
     for k in range(maps.shape[1]):
-        q = model(frames * masks[None, :, k:k + 1], lengths)[0]   # (1, T, C, R, R) * (1, T, 1, R, R)
+        q = model(frames * masks[None, :, k : k + 1], lengths)[0]  # (1, T, C, R, R) * (1, T, 1, R, R)
         scores.append(q if target else 1 - q)
-    w = torch.softmax(torch.stack(scores), 0)                # (K,)
-    cam = F.relu((w[None, :, None, None] * up).sum(1))       # (T, R, R)
+    w = torch.softmax(torch.stack(scores), 0)  # (K,)
+    cam = F.relu((w[None, :, None, None] * up).sum(1))  # (T, R, R)
     cam = cam / cam.amax().clamp_min(1e-8)
     return cam.numpy(), p
 
@@ -104,8 +105,9 @@ def tsne_figure(trial_dir: Path, out: Path) -> Path:
     if len(test) < 3:
         raise ValueError(f"{trial_dir}: a t-SNE needs at least 3 test videos; this fold has {len(test)}")
     emb = embeddings(model, test)
-    xy = TSNE(n_components=2, perplexity=float(min(30, max(2, (len(emb) - 1) // 3))), init="pca",
-              random_state=0).fit_transform(emb)
+    xy = TSNE(
+        n_components=2, perplexity=float(min(30, max(2, (len(emb) - 1) // 3))), init="pca", random_state=0
+    ).fit_transform(emb)
     fig, ax = plt.subplots(figsize=(TSNE_PIXELS / 100, TSNE_PIXELS / 100), dpi=100)
     for label, name, colour in ((1, "spontaneous", "tab:orange"), (0, "posed", "tab:blue")):
         sel = test.labels == label
@@ -137,15 +139,19 @@ def cam_images(inputs, checkpoint, out: Path, n_frames: int, cell: int, image_fp
         idx = pick_frames(len(crops), n_frames)
         dest = out / f"{path.stem}_scorecam.png"
         render_cam(crops, cam, idx, cell).save(dest)
-        print(json.dumps({"input": str(path), "image": str(dest), "probability_spontaneous": p,
-                          "frames_shown": idx.tolist()}))
+        print(
+            json.dumps(
+                {"input": str(path), "image": str(dest), "probability_spontaneous": p, "frames_shown": idx.tolist()}
+            )
+        )
         ok += 1
     return ok, failed
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m rsnet.explain", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m rsnet.explain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="what", required=True)
     c = sub.add_parser("cam", help="Score-CAM heatmaps on sampled frames (Fig. 4)")
     c.add_argument("inputs", nargs="+")

@@ -14,6 +14,7 @@ with y = 1 for spontaneous, 0 for posed, and (w_posed, w_spont) from the trainin
 
 For two-output (softmax) models the same weights multiply the cross-entropy terms.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,10 @@ def class_weights(labels, weighting: str = "balanced") -> torch.Tensor:
     if weighting == "none":
         return torch.ones(2)
     if (counts == 0).any():
-        raise ValueError(f"loss weighting {weighting!r} needs both classes in the training set; "
-                         f"got {int(counts[0])} posed and {int(counts[1])} spontaneous")
+        raise ValueError(
+            f"loss weighting {weighting!r} needs both classes in the training set; "
+            f"got {int(counts[0])} posed and {int(counts[1])} spontaneous"
+        )
     if weighting == "balanced":
         return (n / (2 * counts)).float()
     return (counts / n).float()  # paper_literal
@@ -44,10 +47,9 @@ def class_weights(labels, weighting: str = "balanced") -> torch.Tensor:
 def smile_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Weighted cross-entropy of (B, 1) sigmoid or (B, 2) softmax logits against (B,) labels."""
     labels = labels.long()
-    w = weights.to(logits.device, logits.dtype)[labels]          # (B,)
+    w = weights.to(logits.device, logits.dtype)[labels]  # (B,)
     if logits.shape[-1] == 1:
-        per_video = F.binary_cross_entropy_with_logits(logits[:, 0], labels.to(logits.dtype),
-                                                       reduction="none")
+        per_video = F.binary_cross_entropy_with_logits(logits[:, 0], labels.to(logits.dtype), reduction="none")
     else:
         per_video = F.cross_entropy(logits, labels, reduction="none")
     return (w * per_video).mean()

@@ -8,6 +8,7 @@ For each input it prints the label (spontaneous / posed), P(spontaneous), the fr
 the seconds spent decoding, finding the face and in the model. The exit status is non-zero
 only when every input failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,15 +37,17 @@ def load_trained(path) -> tuple[torch.nn.Module, TrialConfig]:
     predictions.csv comes from); loaded with torch.load(weights_only=True)."""
     path = Path(path)
     ckpt = path
-    if path.is_dir():   # a trial: the model its headline accuracy comes from
+    if path.is_dir():  # a trial: the model its headline accuracy comes from
         ckpt = path / "selected.pt" if (path / "selected.pt").is_file() else path / "checkpoint.pt"
     if not ckpt.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint (expected a checkpoint.pt or a trial directory holding one)")
     try:
         blob = read_checkpoint(ckpt)
     except pickle.UnpicklingError as e:
-        raise ValueError(f"{ckpt}: refused by torch.load(weights_only=True), it holds more than tensors and "
-                         f"plain containers ({str(e).splitlines()[0][:160]})") from e
+        raise ValueError(
+            f"{ckpt}: refused by torch.load(weights_only=True), it holds more than tensors and "
+            f"plain containers ({str(e).splitlines()[0][:160]})"
+        ) from e
     cfg = TrialConfig.from_dict(blob["config"], str(ckpt))
     model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias)
     model.load_state_dict(blob["model"])
@@ -73,7 +76,7 @@ def expand_inputs(paths) -> list[tuple[Path, str]]:
 @torch.no_grad()
 def score_clip(model, crops: np.ndarray, device: str = "cpu") -> float:
     """P(spontaneous) for one clip of uint8 crops (T, C, R, R)."""
-    frames, lengths = collate([crops])                  # (1, T, C, R, R), (1,)
+    frames, lengths = collate([crops])  # (1, T, C, R, R), (1,)
     return float(model(frames.to(device), lengths).float().cpu()[0])
 
 
@@ -86,16 +89,23 @@ def predict_one(model, cfg: TrialConfig, path: Path, kind: str, image_fps: float
     t0 = time.perf_counter()
     p = score_clip(model, crops)
     model_s = time.perf_counter() - t0
-    return {"input": str(path), "label": LABELS[int(p > 0.5)], "probability_spontaneous": p,
-            "frames": int(info["frames"]), "faces_found": int(info["face_found"]),
-            "duration_seconds": info["native_frames"] / info["native_fps"],
-            "decode_seconds": info["decode_seconds"], "face_seconds": info["face_seconds"],
-            "model_seconds": round(model_s, 4)}
+    return {
+        "input": str(path),
+        "label": LABELS[int(p > 0.5)],
+        "probability_spontaneous": p,
+        "frames": int(info["frames"]),
+        "faces_found": int(info["face_found"]),
+        "duration_seconds": info["native_frames"] / info["native_fps"],
+        "decode_seconds": info["decode_seconds"],
+        "face_seconds": info["face_seconds"],
+        "model_seconds": round(model_s, 4),
+    }
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m rsnet.predict", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m rsnet.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("inputs", nargs="+", help="video files, image-sequence folders, or folders of them")
     ap.add_argument("--checkpoint", required=True, help="a checkpoint.pt or a trial directory")
     ap.add_argument("--json", action="store_true", help="one JSON object per input (JSON lines)")
@@ -114,8 +124,10 @@ def main(argv=None) -> int:
         print("predict: no videos or image sequences in the given folders", file=sys.stderr)
         return 2
     if not a.json:
-        print(f"predict: {cfg.variant} model ({a.checkpoint}), {cfg.fps:g} fps, {cfg.resolution} px, "
-              f"{cfg.channels} channel(s)")
+        print(
+            f"predict: {cfg.variant} model ({a.checkpoint}), {cfg.fps:g} fps, {cfg.resolution} px, "
+            f"{cfg.channels} channel(s)"
+        )
     ok = 0
     for path, kind in inputs:
         r = predict_one(model, cfg, path, kind, a.image_fps)
@@ -125,9 +137,12 @@ def main(argv=None) -> int:
         elif "error" in r:
             print(f"{path}: FAILED: {r['error']}", flush=True)
         else:
-            print(f"{path}: {r['label']} (P(spontaneous) = {r['probability_spontaneous']:.3f}), {r['frames']} frames; "
-                  f"decode {r['decode_seconds']:.2f} s, face {r['face_seconds']:.2f} s, "
-                  f"model {r['model_seconds']:.3f} s", flush=True)
+            print(
+                f"{path}: {r['label']} (P(spontaneous) = {r['probability_spontaneous']:.3f}), {r['frames']} frames; "
+                f"decode {r['decode_seconds']:.2f} s, face {r['face_seconds']:.2f} s, "
+                f"model {r['model_seconds']:.3f} s",
+                flush=True,
+            )
     return 0 if ok else 1
 
 

@@ -3,6 +3,7 @@
 Builds (or finds) the preprocessing cache of a dataset: frames sampled by time, faces found
 with dlib, cropped and resized, stored as uint8. Prints a summary line and every failure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,10 @@ def main(argv=None) -> int:
     for r in v[v.status != "ok"].itertuples():
         print(f"prepare: skipped {r.id}: {r.error}")
     how = f"built in {m['seconds']:.1f} s" if cache.built_now else "reused"
-    print(f"prepare: {m['dataset']}: {m['videos']} videos, {m['frames']} frames, {m['failed']} failures, "
-          f"{how} -> {cache.path}")
+    print(
+        f"prepare: {m['dataset']}: {m['videos']} videos, {m['frames']} frames, {m['failed']} failures, "
+        f"{how} -> {cache.path}"
+    )
     return 0
 
 

@@ -1,6 +1,7 @@
 """Process-wide settings, made once by the entry point that owns the process (the train command,
 the Ray trainable, a benchmark), never by a library function: torch's thread count and glibc's
 malloc thresholds. Results do not depend on them."""
+
 from __future__ import annotations
 
 import ctypes

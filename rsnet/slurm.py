@@ -4,6 +4,7 @@ The same launcher as `sbatch slurm/launch_ray.sh FILE`: submitit only adds the c
 options (partition, nodes, GPUs, time, CPUs) and requeues the job if Slurm preempts it or its
 time runs out (the sweep then resumes). The sweep's own arguments are passed through.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import submitit
 
-LAUNCHER = Path(__file__).resolve().parent / "sweep" / "launch_ray.sh"   # slurm/launch_ray.sh in a checkout
+LAUNCHER = Path(__file__).resolve().parent / "sweep" / "launch_ray.sh"  # slurm/launch_ray.sh in a checkout
 
 
 class LaunchRay(submitit.helpers.Checkpointable):
@@ -32,24 +33,39 @@ def submit_sweep(sweep, a) -> int:
     results = Path(a.results).resolve()
     logs = results / sweep.name / "slurm-logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {"RSNET_RESULTS": results, "RSNET_DATA": Path(a.data_root).resolve(),
-           "RSNET_CACHE": Path(a.cache or os.environ.get("RSNET_CACHE", "cache")).resolve()}
+    env = {
+        "RSNET_RESULTS": results,
+        "RSNET_DATA": Path(a.data_root).resolve(),
+        "RSNET_CACHE": Path(a.cache or os.environ.get("RSNET_CACHE", "cache")).resolve(),
+    }
     ex = submitit.AutoExecutor(folder=logs, cluster="slurm")
-    params = {"name": f"rsnet-{sweep.name}", "nodes": a.nodes, "tasks_per_node": 1, "cpus_per_task": a.cpus_per_task,
-              "timeout_min": a.time, "slurm_setup": [f"export {k}={v}" for k, v in env.items()]}
+    params = {
+        "name": f"rsnet-{sweep.name}",
+        "nodes": a.nodes,
+        "tasks_per_node": 1,
+        "cpus_per_task": a.cpus_per_task,
+        "timeout_min": a.time,
+        "slurm_setup": [f"export {k}={v}" for k, v in env.items()],
+    }
     if a.gpus_per_node:
         params["gpus_per_node"] = a.gpus_per_node
     if a.partition:
         params["slurm_partition"] = a.partition
     ex.update_parameters(**params)
     forwarded = []
-    for flag, value in (("--epochs", a.epochs), ("--max-trials", a.max_trials), ("--synthetic-size", a.synthetic_size),
-                        ("--num-cpus", a.num_cpus)):
+    for flag, value in (
+        ("--epochs", a.epochs),
+        ("--max-trials", a.max_trials),
+        ("--synthetic-size", a.synthetic_size),
+        ("--num-cpus", a.num_cpus),
+    ):
         if value is not None:
             forwarded += [flag, str(value)]
     job = ex.submit(LaunchRay(str(Path(sweep.path).resolve()), forwarded))
-    print(f"sweep {sweep.name}: submitted job {job.job_id} (slurm); results -> {results / sweep.name}; "
-          f"logs -> {logs}/{job.job_id}_0_log.out")
+    print(
+        f"sweep {sweep.name}: submitted job {job.job_id} (slurm); results -> {results / sweep.name}; "
+        f"logs -> {logs}/{job.job_id}_0_log.out"
+    )
     if not a.wait:
         return 0
     try:

@@ -3,6 +3,7 @@
 Trains and evaluates one trial (see rsnet.trial); every TrialConfig field is a flag. Rerun on
 the same --out to resume a stopped trial; a finished trial is not rerun.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,16 +47,21 @@ def main(argv=None) -> int:
     except (ValueError, DatasetError, TrialError) as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
-    print(f"train: accuracy {result['accuracy']:.4f} ({result['selection']}, epoch {result['selected_epoch']}); "
-          f"optimistic (best test epoch {result['optimistic_epoch']}) {result['optimistic_accuracy']:.4f}; "
-          f"{result['test_videos']} test videos{' [synthetic data]' if result['synthetic'] else ''} -> {out}")
+    print(
+        f"train: accuracy {result['accuracy']:.4f} ({result['selection']}, epoch {result['selected_epoch']}); "
+        f"optimistic (best test epoch {result['optimistic_epoch']}) {result['optimistic_accuracy']:.4f}; "
+        f"{result['test_videos']} test videos{' [synthetic data]' if result['synthetic'] else ''} -> {out}"
+    )
     return 0
 
 
 def _print_epoch(row: dict, checkpoint) -> None:
     extra = f" val {row['val_acc']:.3f}" if "val_acc" in row else ""
-    print(f"epoch {row['epoch']:3d}  loss {row['train_loss']:.4f}  train {row['train_acc']:.3f}{extra}  "
-          f"test {row['test_acc']:.3f}  {row['seconds']:.1f}s{'  [checkpoint]' if checkpoint else ''}", flush=True)
+    print(
+        f"epoch {row['epoch']:3d}  loss {row['train_loss']:.4f}  train {row['train_acc']:.3f}{extra}  "
+        f"test {row['test_acc']:.3f}  {row['seconds']:.1f}s{'  [checkpoint]' if checkpoint else ''}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

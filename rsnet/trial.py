@@ -13,6 +13,7 @@ with val_fraction > 0, that of the epoch with the best accuracy on a subject-dis
 validation split of the training subjects. The best test accuracy over epochs (what the
 authors' code reports) is recorded too, as `optimistic_accuracy`.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,13 @@ class TrialError(RuntimeError):
 
 def code_version() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         rev = ""
     return f"{__version__}+{rev}" if rev else __version__
@@ -60,14 +66,14 @@ def pick_device(name: str) -> torch.device:
 def load_data(cfg: TrialConfig, progress: bool = False):
     """(train, val or None, test) ClipSets and facts about the data, from the cache."""
     prep = cfg.prep()
-    cache = load_or_build(cfg.dataset, cfg.root, prep, cfg.cache or None, progress=progress,
-                          **cfg.listing(cfg.dataset))
+    cache = load_or_build(cfg.dataset, cfg.root, prep, cfg.cache or None, progress=progress, **cfg.listing(cfg.dataset))
     videos = cache.videos.assign(fold=assign_folds(cfg.dataset, cache.videos, cfg.mmi_folds))
     usable = videos[videos.status == "ok"]
     target_cache, target = cache, None
     if cfg.target():
-        target_cache = load_or_build(cfg.target(), cfg.target_root, prep, cfg.cache or None, progress=progress,
-                                     **cfg.listing(cfg.target()))
+        target_cache = load_or_build(
+            cfg.target(), cfg.target_root, prep, cfg.cache or None, progress=progress, **cfg.listing(cfg.target())
+        )
         target = target_cache.videos[target_cache.videos.status == "ok"]
     split = make_split(cfg.split, cfg.fold, cfg.dataset, usable, target)
     train_rows, val = split.train, None
@@ -75,10 +81,15 @@ def load_data(cfg: TrialConfig, progress: bool = False):
         val_subj = validation_subjects(split.train, cfg.val_fraction, cfg.seed)
         val = ClipSet.from_cache(cache, split.train[split.train.subject.isin(val_subj)])
         train_rows = split.train[~split.train.subject.isin(val_subj)]
-    facts = {"train_videos": len(train_rows), "val_videos": len(val) if val else 0, "test_videos": len(split.test),
-             "skipped_videos": int((videos.status != "ok").sum()), "test_dataset": split.test_dataset,
-             "synthetic": bool(cache.meta.get("synthetic")) or bool(target_cache.meta.get("synthetic")),
-             "cache": str(cache.path)}
+    facts = {
+        "train_videos": len(train_rows),
+        "val_videos": len(val) if val else 0,
+        "test_videos": len(split.test),
+        "skipped_videos": int((videos.status != "ok").sum()),
+        "test_dataset": split.test_dataset,
+        "synthetic": bool(cache.meta.get("synthetic")) or bool(target_cache.meta.get("synthetic")),
+        "cache": str(cache.path),
+    }
     return ClipSet.from_cache(cache, train_rows), val, ClipSet.from_cache(target_cache, split.test), facts
 
 
@@ -87,8 +98,9 @@ def _check_config(out: Path, cfg: TrialConfig) -> None:
     if path.exists():
         saved = TrialConfig.from_dict(json.loads(path.read_text()), str(path))
         if saved.hash() != cfg.hash():
-            raise TrialError(f"{out} holds another trial (config hash {saved.hash()} != {cfg.hash()}); "
-                             f"use a new output directory")
+            raise TrialError(
+                f"{out} holds another trial (config hash {saved.hash()} != {cfg.hash()}); use a new output directory"
+            )
     else:
         write_json_atomic(path, cfg.to_dict())
 
@@ -96,6 +108,7 @@ def _check_config(out: Path, cfg: TrialConfig) -> None:
 @dataclass
 class Run:
     """A trial in progress: what training works on and the result is written from."""
+
     cfg: TrialConfig
     out: Path
     device: torch.device
@@ -105,11 +118,12 @@ class Run:
     val: ClipSet | None
     test: ClipSet
     facts: dict
-    state: dict          # epoch, history, best_val, selected (epoch, test scores), seconds
+    state: dict  # epoch, history, best_val, selected (epoch, test scores), seconds
 
 
-def run_trial(cfg: TrialConfig, out_dir, report: Callable[[dict, Path | None], None] | None = None,
-              progress: bool = False) -> dict:
+def run_trial(
+    cfg: TrialConfig, out_dir, report: Callable[[dict, Path | None], None] | None = None, progress: bool = False
+) -> dict:
     """Train and evaluate one trial into out_dir; resume from its checkpoint if there is one;
     return the existing result if it already finished. `report(metrics, checkpoint_path)`
     is called after every epoch (the Ray trainable passes tune.report through it). Threads and
@@ -173,11 +187,21 @@ def _epoch(run: Run, weights: torch.Tensor, epoch: int) -> dict:
     """Train one epoch, evaluate on the test fold (and the validation split, keeping the best
     validation epoch's test scores and weights); the epoch's metrics row."""
     cfg, t0 = run.cfg, time.perf_counter()
-    torch.manual_seed(cfg.seed * 100_003 + epoch)     # dropout: a function of (seed, epoch)
+    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: a function of (seed, epoch)
     try:
-        m = train_one_epoch(run.model, run.train, run.optimizer, weights, run.device, batch_size=cfg.batch_size,
-                            seed=cfg.seed, epoch=epoch, l2_penalty=cfg.l2_penalty, amp=cfg.amp,
-                            control=cfg.temporal_control)
+        m = train_one_epoch(
+            run.model,
+            run.train,
+            run.optimizer,
+            weights,
+            run.device,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            epoch=epoch,
+            l2_penalty=cfg.l2_penalty,
+            amp=cfg.amp,
+            control=cfg.temporal_control,
+        )
     except NonFiniteLoss as e:
         write_json_atomic(run.out / "failed.json", {"error": str(e), "epoch": epoch})
         raise TrialError(f"{run.out}: {e}") from e
@@ -193,8 +217,7 @@ def _epoch(run: Run, weights: torch.Tensor, epoch: int) -> dict:
 
 
 def _evaluate(run: Run, data: ClipSet) -> dict:
-    return evaluate(run.model, data, run.device, amp=run.cfg.amp, control=run.cfg.temporal_control,
-                    seed=run.cfg.seed)
+    return evaluate(run.model, data, run.device, amp=run.cfg.amp, control=run.cfg.temporal_control, seed=run.cfg.seed)
 
 
 def _select_and_write(run: Run, wall: float) -> dict:
@@ -208,18 +231,31 @@ def _select_and_write(run: Run, wall: float) -> dict:
         selection = "final epoch"
     pred = (scores > 0.5).astype(int)
     rows = run.test.table
-    pd.DataFrame({"video": rows.id, "subject": rows.subject, "label": run.test.labels, "score": scores,
-                  "predicted": pred}).to_csv(run.out / "predictions.csv", index=False)
+    pd.DataFrame(
+        {"video": rows.id, "subject": rows.subject, "label": run.test.labels, "score": scores, "predicted": pred}
+    ).to_csv(run.out / "predictions.csv", index=False)
     test_accs = [h["test_acc"] for h in history]
     result = {
-        "status": "finished", "accuracy": float((pred == run.test.labels).mean()), "selected_epoch": epoch,
-        "selection": selection, "final_epoch_accuracy": test_accs[-1],
-        "optimistic_accuracy": max(test_accs), "optimistic_epoch": int(np.argmax(test_accs)) + 1,
+        "status": "finished",
+        "accuracy": float((pred == run.test.labels).mean()),
+        "selected_epoch": epoch,
+        "selection": selection,
+        "final_epoch_accuracy": test_accs[-1],
+        "optimistic_accuracy": max(test_accs),
+        "optimistic_epoch": int(np.argmax(test_accs)) + 1,
         "optimistic_note": "best test accuracy over epochs (the authors' protocol): selected on the test fold",
-        **run.facts, "epochs": cfg.epochs, "train_seconds": run.state["seconds"], "wall_seconds": wall,
-        "seed": cfg.seed, "parameters": count_parameters(run.model), "device": str(run.device),
-        "threads": torch.get_num_threads(), "code_version": code_version(), "torch": torch.__version__,
-        "config_hash": cfg.hash(), "config": cfg.to_dict(),
+        **run.facts,
+        "epochs": cfg.epochs,
+        "train_seconds": run.state["seconds"],
+        "wall_seconds": wall,
+        "seed": cfg.seed,
+        "parameters": count_parameters(run.model),
+        "device": str(run.device),
+        "threads": torch.get_num_threads(),
+        "code_version": code_version(),
+        "torch": torch.__version__,
+        "config_hash": cfg.hash(),
+        "config": cfg.to_dict(),
     }
     write_json_atomic(run.out / "result.json", result)
     return result
@@ -234,8 +270,11 @@ def _write_hparams(out: Path, cfg: TrialConfig, result: dict) -> None:
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
 
-    settings = {k: "none" if v is None else v for k, v in cfg.identity().items()
-                if k not in ("root", "target_root", "mmi_selection")}
+    settings = {
+        k: "none" if v is None else v
+        for k, v in cfg.identity().items()
+        if k not in ("root", "target_root", "mmi_selection")
+    }
     metrics = {f"hparam/{k}": float(result[k]) for k in HPARAM_METRICS}
     with SummaryWriter(str(out)) as writer:
         for summary in hparams(settings, metrics):

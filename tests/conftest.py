@@ -2,6 +2,7 @@
 tiny synthetic corpora of all four layouts (each generated when a test first asks for it), one
 preprocessing cache and one data root laid out as sweeps expect it, for the tests that train,
 predict or run sweeps."""
+
 import os
 from pathlib import Path
 
@@ -22,7 +23,7 @@ class Corpora(dict):
 
     def __missing__(self, dataset: str) -> Path:
         root = self.base / "synthetic-tiny" / dataset
-        with FileLock(self.base / f".{dataset}.lock"):     # one pytest-xdist worker makes it
+        with FileLock(self.base / f".{dataset}.lock"):  # one pytest-xdist worker makes it
             generate_corpus(dataset, "tiny", root, seed=0, workers=2, progress=False)
         self[dataset] = root
         return root
@@ -32,7 +33,7 @@ def shared_dir(tmp_path_factory, name: str) -> Path:
     """A folder of this test run, the same for every pytest-xdist worker of it."""
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent                      # the run's folder, above each worker's own
+        base = base.parent  # the run's folder, above each worker's own
     path = base / name
     path.mkdir(exist_ok=True)
     return path

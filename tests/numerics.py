@@ -10,16 +10,17 @@ Errors are max-norm errors relative to a scale: a tensor's own largest reference
 for a quantity whose true value is 0 (the bias of a conv that feeds a BatchNorm), the scale of
 what cancels in it: the largest per-channel L1 norm of the gradient reaching that layer's
 output. Relative tolerance on a true 0 would compare rounding noise with rounding noise."""
+
 from __future__ import annotations
 
 import torch
 
 # float32 against float64, worst over 6 seeds x 3 steps on AVX-512 and AVX2 kernels, x ~10:
-OUTPUT_TOL = 5e-5      # logits and probabilities, relative to their largest value (measured 3.6e-6)
-GRAD_TOL = 5e-3        # a parameter's gradient, relative to its largest value (measured 5.0e-4)
-ZERO_GRAD_TOL = 2e-5   # a true-0 gradient, relative to what cancels in it (measured 2.2e-6)
-LAYER_TOL = 5e-6       # one layer's output or gradient, relative to its largest value (measured 4.9e-7)
-BUFFER_TOL = 1e-4      # BatchNorm running statistics, relative to their largest value (measured 1.2e-5)
+OUTPUT_TOL = 5e-5  # logits and probabilities, relative to their largest value (measured 3.6e-6)
+GRAD_TOL = 5e-3  # a parameter's gradient, relative to its largest value (measured 5.0e-4)
+ZERO_GRAD_TOL = 2e-5  # a true-0 gradient, relative to what cancels in it (measured 2.2e-6)
+LAYER_TOL = 5e-6  # one layer's output or gradient, relative to its largest value (measured 4.9e-7)
+BUFFER_TOL = 1e-4  # BatchNorm running statistics, relative to their largest value (measured 1.2e-5)
 
 
 def error(got: torch.Tensor, ref: torch.Tensor, scale: float | None = None) -> float:
@@ -52,6 +53,7 @@ class GradientScales:
         def on_forward(module, inputs, out):
             if out.requires_grad:
                 out.register_hook(record)
+
         return on_forward
 
     def of(self, parameter_name: str) -> float:
@@ -66,7 +68,7 @@ def assert_gradients_near(model: torch.nn.Module, ref: torch.nn.Module, scales: 
     largest = max(p.grad.abs().max().item() for p in grads.values())
     for name, p in model.named_parameters():
         r = grads[name].grad
-        if r.abs().max().item() <= 1e-9 * largest:                 # a true 0
+        if r.abs().max().item() <= 1e-9 * largest:  # a true 0
             assert_near(p.grad, r, ZERO_GRAD_TOL, f"{what} {name} (true 0)", scale=scales.of(name))
         else:
             assert_near(p.grad, r, GRAD_TOL, f"{what} {name}")

@@ -1,4 +1,5 @@
 """Adapters, protocols and the preprocessing cache, on real files of all four layouts."""
+
 import json
 import shutil
 import subprocess
@@ -62,7 +63,7 @@ def test_crops_contain_the_face():
     track = track_boxes(detect_faces(frames, 480), 5)
     for i, (cx, cy, side) in zip(idx, track):
         x, y, s = r.face_box(i)
-        assert x <= cx <= x + s and y <= cy <= y + s          # centre inside the true face square
+        assert x <= cx <= x + s and y <= cy <= y + s  # centre inside the true face square
         assert 0.5 * s <= side <= 1.2 * s
 
 
@@ -74,8 +75,9 @@ def published_uvanemo_folds() -> pd.Series:
     checkout, as CI has it; elsewhere the shipped table, which the next test checks against it)."""
     if not SHARED_FOLDS.is_dir():
         return uvanemo_table().set_index("video").fold
-    return pd.Series({video: k for k in range(1, 11)
-                      for video in json.loads((SHARED_FOLDS / str(k) / "test.json").read_text())})
+    return pd.Series(
+        {video: k for k in range(1, 11) for video in json.loads((SHARED_FOLDS / str(k) / "test.json").read_text())}
+    )
 
 
 @pytest.mark.skipif(not SHARED_FOLDS.is_dir(), reason="the published split lies in ../shared beside the checkout")
@@ -83,8 +85,9 @@ def test_shipped_uvanemo_table_is_the_published_split():
     t = uvanemo_table().set_index("video")
     published = published_uvanemo_folds()
     assert len(t) == len(published) == 1240 and (t.fold == published.reindex(t.index)).all()
-    labels = {v: y for k in range(1, 11)
-              for v, y in json.loads((SHARED_FOLDS / str(k) / "test.json").read_text()).items()}
+    labels = {
+        v: y for k in range(1, 11) for v, y in json.loads((SHARED_FOLDS / str(k) / "test.json").read_text()).items()
+    }
     assert (t.label == pd.Series(labels).reindex(t.index)).all()
 
 
@@ -94,7 +97,7 @@ def test_protocols_are_subject_disjoint(corpora):
     for dataset in ("uvanemo", "bbc", "mmi", "spos"):
         v = list_videos(dataset, corpora[dataset])
         v["fold"] = assign_folds(dataset, v)
-        if dataset == "uvanemo":           # the tiny corpus holds a few subjects: their published folds
+        if dataset == "uvanemo":  # the tiny corpus holds a few subjects: their published folds
             assert (v.fold == v.id.map(published_uvanemo_folds())).all()
         else:
             assert v.fold.nunique() == len(folds_for("kfold", dataset))
@@ -108,22 +111,33 @@ def test_protocols_are_subject_disjoint(corpora):
 
 def _mmi_full_selection() -> pd.DataFrame:
     from rsnet.synth import plan_corpus
+
     specs = plan_corpus("mmi", "full").specs
-    return pd.DataFrame({"id": [s.relpath for s in specs], "label": [s.label for s in specs],
-                         "subject": [s.subject for s in specs]})
+    return pd.DataFrame(
+        {"id": [s.relpath for s in specs], "label": [s.label for s in specs], "subject": [s.subject for s in specs]}
+    )
 
 
 def test_mmi_default_folds_are_the_authors_subject_lists():
     v = _mmi_full_selection()
     fold = assign_folds("mmi", v)
     # the lists as printed in shared/datasets/README.md (the authors' released loader)
-    lists = {1: "54 21 46 2 34", 2: "61 35 5 44 3", 3: "55 49 45 37", 4: "60 48 41 42", 5: "53 32 1 40",
-             6: "59 43 47 39", 7: "56 50", 8: "57 33 30", 9: "58 36 29"}
+    lists = {
+        1: "54 21 46 2 34",
+        2: "61 35 5 44 3",
+        3: "55 49 45 37",
+        4: "60 48 41 42",
+        5: "53 32 1 40",
+        6: "59 43 47 39",
+        7: "56 50",
+        8: "57 33 30",
+        9: "58 36 29",
+    }
     expected = {s: k for k, ids in lists.items() for s in ids.split()}
     assert len(expected) == 34 and set(v.subject) == set(expected)
     assert (fold == v.subject.map(expected)).all()
-    assert v.assign(fold=fold).groupby("fold").label.agg(["min", "max"]).eq([0, 1]).all().all()   # both classes
-    padded = v.assign(subject=v.subject.str.zfill(3))                      # '054' is subject 54
+    assert v.assign(fold=fold).groupby("fold").label.agg(["min", "max"]).eq([0, 1]).all().all()  # both classes
+    padded = v.assign(subject=v.subject.str.zfill(3))  # '054' is subject 54
     assert (assign_folds("mmi", padded) == fold).all()
 
 
@@ -139,11 +153,11 @@ def test_mmi_selection_outside_the_authors_subjects_is_an_error_naming_them():
 
 def test_mmi_balanced_folds_take_any_selection():
     v = _mmi_full_selection()
-    v["subject"] = "p" + v.subject                  # ids the authors' lists do not hold
+    v["subject"] = "p" + v.subject  # ids the authors' lists do not hold
     fold = assign_folds("mmi", v, "balanced")
     assert sorted(fold.unique()) == list(range(1, 10))
     assert v.assign(fold=fold).groupby("subject").fold.nunique().max() == 1
-    assert v.assign(fold=fold).groupby("fold").label.sum().min() > 0     # spontaneous in every fold
+    assert v.assign(fold=fold).groupby("fold").label.sum().min() > 0  # spontaneous in every fold
 
 
 def test_group_splits_are_disjoint_and_cover_the_groups(corpora):
@@ -173,8 +187,10 @@ def test_every_split_name_parses_into_kind_target_and_groups():
     assert got["adult->young"] == ("transfer", None, "adult", "young")
     assert got["within:female"] == ("within", None, "female", "female")
     assert {k for k, *_ in got.values()} == {"kfold", "cross", "transfer", "within"} and len(got) == 12
-    assert (parse_split("cross:spos").train_label("uvanemo"), parse_split("cross:spos").test_label("uvanemo")) == \
-        ("uvanemo (all)", "spos")
+    assert (parse_split("cross:spos").train_label("uvanemo"), parse_split("cross:spos").test_label("uvanemo")) == (
+        "uvanemo (all)",
+        "spos",
+    )
     assert parse_split("male->female").test_label("uvanemo") == "uvanemo female"
 
 
@@ -198,9 +214,9 @@ def test_cache_builds_reuses_and_rebuilds_on_change(corpora, tmp_path):
     assert not c2.built_now and c2.path == c1.path
     np.testing.assert_array_equal(c2.frames, c1.frames)
     video = next((root / "Posed").glob("*.mp4"))
-    video.write_bytes(video.read_bytes())            # same bytes, new mtime: a changed source
+    video.write_bytes(video.read_bytes())  # same bytes, new mtime: a changed source
     c3 = load_or_build("bbc", root, cfg, tmp_path / "cache", workers=1, progress=False)
-    assert c3.built_now and c3.path != c1.path and c1.path.is_dir()     # the old store is kept
+    assert c3.built_now and c3.path != c1.path and c1.path.is_dir()  # the old store is kept
     gray = load_or_build("bbc", root, PrepConfig(res=32, channels=1), tmp_path / "cache", progress=False)
     assert gray.frames.shape[1] == 1
 
@@ -208,7 +224,7 @@ def test_cache_builds_reuses_and_rebuilds_on_change(corpora, tmp_path):
 def test_two_processes_asking_at_once_build_once(corpora, tmp_path):
     code = textwrap.dedent(f"""
         from rsnet.data import load_or_build, PrepConfig
-        c = load_or_build("spos", {str(corpora['spos'])!r}, PrepConfig(res=24), {str(tmp_path / 'c')!r},
+        c = load_or_build("spos", {str(corpora["spos"])!r}, PrepConfig(res=24), {str(tmp_path / "c")!r},
                           workers=1, progress=False)
         print(c.path, c.built_now)
     """)
@@ -225,10 +241,10 @@ def _broken_corpus(corpora, tmp_path):
     shutil.copytree(corpora["bbc"], root)
     good = sorted((root / "Genuine").glob("*.mp4"))
     data = good[0].read_bytes()
-    good[0].write_bytes(data[: len(data) // 3])                        # truncated mp4
-    (root / "Genuine" / "empty.mp4").write_bytes(b"")                  # zero frames (0 bytes)
+    good[0].write_bytes(data[: len(data) // 3])  # truncated mp4
+    (root / "Genuine" / "empty.mp4").write_bytes(b"")  # zero frames (0 bytes)
     noface = ((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8) for _ in range(50))
-    write_video(root / "Posed" / "noface.mp4", noface, 25, 64, 64)     # no face
+    write_video(root / "Posed" / "noface.mp4", noface, 25, 64, 64)  # no face
     return root, good[0]
 
 
@@ -249,8 +265,8 @@ def test_details_file_with_missing_or_extra_row(corpora, tmp_path):
     shutil.copytree(corpora["uvanemo"], root)
     details = root / "UvA-NEMO_Smile_Database_File_Details.txt"
     lines = details.read_bytes().split(b"\r\n")
-    row = next(l for l in lines if l.endswith(b"deliberate "))
-    details.write_bytes(b"\r\n".join(l for l in lines if l != row))
+    row = next(line for line in lines if line.endswith(b"deliberate "))
+    details.write_bytes(b"\r\n".join(line for line in lines if line != row))
     with pytest.raises(DatasetError, match=r"File_Details.txt: no row for 1 video.*" + row.split(b"\t")[0].decode()):
         list_videos("uvanemo", root)
     details.write_bytes(b"\r\n".join(lines + [b"999_deliberate_smile_1.mp4\t999\tmale  \t30\tdeliberate "]))
@@ -265,6 +281,13 @@ def test_details_file_with_missing_or_extra_row(corpora, tmp_path):
 def test_submitit_local_executor_builds_the_same_store(corpora, tmp_path):
     cfg = PrepConfig(res=24)
     a = load_or_build("spos", corpora["spos"], cfg, tmp_path / "a", workers=2, progress=False)
-    b = load_or_build("spos", corpora["spos"], cfg, tmp_path / "b", submitit_cluster="local",
-                      submitit_options={"timeout_min": 10}, progress=False)
+    b = load_or_build(
+        "spos",
+        corpora["spos"],
+        cfg,
+        tmp_path / "b",
+        submitit_cluster="local",
+        submitit_options={"timeout_min": 10},
+        progress=False,
+    )
     np.testing.assert_array_equal(a.frames, b.frames)

@@ -1,4 +1,5 @@
 """Eq. 3 weightings against hand-computed values."""
+
 import math
 
 import pytest
@@ -16,8 +17,9 @@ def test_weights_per_mode():
     torch.testing.assert_close(class_weights(LABELS, "none"), torch.tensor([1.0, 1.0]))
 
 
-@pytest.mark.parametrize("mode,w_posed,w_spont", [("balanced", 4 / 6, 2.0),
-                                                   ("paper_literal", 0.75, 0.25), ("none", 1, 1)])
+@pytest.mark.parametrize(
+    "mode,w_posed,w_spont", [("balanced", 4 / 6, 2.0), ("paper_literal", 0.75, 0.25), ("none", 1, 1)]
+)
 def test_sigmoid_loss_by_hand(mode, w_posed, w_spont):
     p = [0.8, 0.3, 0.6, 0.1]
     logits = torch.logit(torch.tensor(p)).unsqueeze(1)

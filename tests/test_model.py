@@ -1,4 +1,5 @@
 """RealSmileNet and its variants: shapes, parameter count, padding invariance, TSA, gradients."""
+
 import copy
 import itertools
 
@@ -17,8 +18,7 @@ def clips(batch, T, c, r, seed=0):
     return torch.rand(batch, T, c, r, r, generator=g)
 
 
-@pytest.mark.parametrize("variant,resolution,channels",
-                         list(itertools.product(VARIANTS, (48, 64, 96, 112), (1, 3))))
+@pytest.mark.parametrize("variant,resolution,channels", list(itertools.product(VARIANTS, (48, 64, 96, 112), (1, 3))))
 def test_shapes_every_variant_resolution_and_channels(variant, resolution, channels):
     model = build_model(variant, in_channels=channels, resolution=resolution).eval()
     lengths = torch.tensor([4, 1, 3])
@@ -26,9 +26,9 @@ def test_shapes_every_variant_resolution_and_channels(variant, resolution, chann
         logits = model.logits(clips(3, 4, channels, resolution), lengths)
         probs = model(clips(3, 4, channels, resolution), lengths)
     assert logits.shape == (3, 2 if variant == "softmax" else 1)
-    l = logits.double()
+    z = logits.double()
     # P(spontaneous), written out: the sigmoid of the one logit, or the softmax's second class
-    expected = 1 / (1 + torch.exp(-l[:, 0])) if l.shape[1] == 1 else l[:, 1].exp() / l.exp().sum(1)
+    expected = 1 / (1 + torch.exp(-z[:, 0])) if z.shape[1] == 1 else z[:, 1].exp() / z.exp().sum(1)
     assert_near(probs, expected, OUTPUT_TOL, "P(spontaneous)")
 
 
@@ -86,7 +86,7 @@ def test_batchnorm_sees_only_real_frames_in_training():
 def test_tsa_first_frame_has_zero_difference_and_identity_init():
     x = clips(2, 4, 3, 8, seed=4)
     lengths = torch.tensor([4, 3])
-    packed = torch.cat([x[0], x[1, :3]])                   # the real frames, video after video
+    packed = torch.cat([x[0], x[1, :3]])  # the real frames, video after video
     d = frame_differences(packed, lengths)
     assert torch.equal(d[0], torch.zeros_like(d[0])) and torch.equal(d[4], torch.zeros_like(d[4]))
     torch.testing.assert_close(d[2], x[0, 2] - x[0, 1])
@@ -147,7 +147,7 @@ def test_fast_frame_layers_and_plain_layers_match_float64():
     fast = build_model("full")
     kinds = [type(m) for m in fast.modules() if type(m) in (FrameConv2d, FrameBatchNorm2d, AvgPool2x2)]
     assert (kinds.count(FrameConv2d), kinds.count(FrameBatchNorm2d), kinds.count(AvgPool2x2)) == (3, 3, 2)
-    for m in fast.modules():                     # dropout is not what is compared here
+    for m in fast.modules():  # dropout is not what is compared here
         if isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)):
             m.p = 0.0
     plain = plain_layers(copy.deepcopy(fast))
@@ -163,7 +163,7 @@ def test_fast_frame_layers_and_plain_layers_match_float64():
     weights = torch.tensor([[1.0], [-2.0], [0.5]])
     for step in range(3):
         x = torch.rand(3, 7, 3, 48, 48, generator=torch.Generator().manual_seed(step))
-        for model in (fast, plain):              # each step starts from the reference's parameters
+        for model in (fast, plain):  # each step starts from the reference's parameters
             load_as_float32(model, ref)
         outs = {}
         for name, model in (("fast", fast), ("plain", plain), ("ref", ref)):
@@ -206,7 +206,7 @@ def test_frame_batchnorm_is_batchnorm(layout):
         ref.load_state_dict(fast.state_dict())
         ref.double()
         for _ in range(3):
-            x = (torch.randn(6, 4, 10, 12) * 3 + 5).contiguous(memory_format=layout)   # mean far from 0
+            x = (torch.randn(6, 4, 10, 12) * 3 + 5).contiguous(memory_format=layout)  # mean far from 0
             g = torch.randn(6, 4, 10, 12)
             results = []
             for bn, dtype in ((fast, torch.float32), (ref, torch.float64)):
@@ -279,7 +279,7 @@ def test_convlstm_follows_the_equations_and_stops_at_each_length(by_hand):
     for v, n in enumerate(lengths.tolist()):
         h = c = torch.zeros(1, 8, 5, 5, dtype=torch.float64)
         for t in range(n):
-            z = conv2d(torch.cat([x[v:v + 1, t], h], 1), w, b, padding=1)
+            z = conv2d(torch.cat([x[v : v + 1, t], h], 1), w, b, padding=1)
             i, f, o, g = z[:, :8].sigmoid(), z[:, 8:16].sigmoid(), z[:, 16:24].sigmoid(), z[:, 24:].tanh()
             c = f * c + i * g
             h = o * c.tanh()
@@ -293,7 +293,7 @@ def test_convlstm_follows_the_equations_and_stops_at_each_length(by_hand):
     grads_ref = torch.autograd.grad((ref * weights).sum(), (x, w, b))
     for a, r in zip(grads, grads_ref):
         torch.testing.assert_close(a, r)
-    assert torch.count_nonzero(grads[0][1, 2:]) == 0      # padding after a video's end gets no gradient
+    assert torch.count_nonzero(grads[0][1, 2:]) == 0  # padding after a video's end gets no gradient
 
 
 def test_convlstm_hand_written_backward_passes_gradcheck():

@@ -1,5 +1,6 @@
 """Using a trained model: predict on new videos (same scores as the trial's own predictions),
 folders and image sequences, clear failures, safe loading; Score-CAM and t-SNE images."""
+
 import json
 import subprocess
 import sys
@@ -20,14 +21,24 @@ pytestmark = pytest.mark.slow
 
 
 def cli(module, *args, timeout=300):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, cwd=REPO, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(corpora, cache, tmp_path_factory):
-    cfg = TrialConfig(dataset="uvanemo", root=str(corpora["uvanemo"]), fold=1, seed=0, epochs=3, batch_size=8,
-                      lr=3e-3, threads=1, cache=str(cache))
+    cfg = TrialConfig(
+        dataset="uvanemo",
+        root=str(corpora["uvanemo"]),
+        fold=1,
+        seed=0,
+        epochs=3,
+        batch_size=8,
+        lr=3e-3,
+        threads=1,
+        cache=str(cache),
+    )
     out = tmp_path_factory.mktemp("trial")
     run_trial(cfg, out)
     return out, pd.read_csv(out / "predictions.csv", dtype={"video": str, "subject": str})
@@ -36,7 +47,7 @@ def trained(corpora, cache, tmp_path_factory):
 def test_predict_gives_the_trials_own_scores(trained, corpora):
     trial, pred = trained
     videos = [corpora["uvanemo"] / "videos" / f"{v}.mp4" for v in pred.video]
-    p = cli("rsnet.predict", *videos, "--checkpoint", trial, "--json")      # config decides fps/res/channels
+    p = cli("rsnet.predict", *videos, "--checkpoint", trial, "--json")  # config decides fps/res/channels
     assert p.returncode == 0, p.stderr
     rows = [json.loads(line) for line in p.stdout.splitlines()]
     assert [Path(r["input"]).stem for r in rows] == list(pred.video)
@@ -51,8 +62,18 @@ def test_predict_gives_the_trials_own_scores(trained, corpora):
 
 
 def test_a_validation_selected_trial_predicts_with_its_selected_model(corpora, cache, tmp_path):
-    cfg = TrialConfig(dataset="uvanemo", root=str(corpora["uvanemo"]), fold=3, seed=0, epochs=4, batch_size=8,
-                      lr=3e-3, threads=1, val_fraction=0.3, cache=str(cache))
+    cfg = TrialConfig(
+        dataset="uvanemo",
+        root=str(corpora["uvanemo"]),
+        fold=3,
+        seed=0,
+        epochs=4,
+        batch_size=8,
+        lr=3e-3,
+        threads=1,
+        val_fraction=0.3,
+        cache=str(cache),
+    )
     result = run_trial(cfg, tmp_path / "trial")
     assert (tmp_path / "trial" / "selected.pt").exists()
     assert torch.load(tmp_path / "trial" / "selected.pt", weights_only=True)["epoch"] == result["selected_epoch"]
@@ -82,15 +103,15 @@ def test_folders_image_sequences_and_failures(trained, corpora, tmp_path):
     assert len(rows) == n_videos + 3
     assert "no face found" in rows["noface.mp4"]["error"] and "noface.mp4" in rows["noface.mp4"]["error"]
     assert "empty" in rows["empty.mp4"]["error"]
-    assert rows[seq.name]["frames"] > 0 and "error" not in rows[seq.name]       # BMP image sequence
+    assert rows[seq.name]["frames"] > 0 and "error" not in rows[seq.name]  # BMP image sequence
     p = cli("rsnet.predict", noface, tmp_path / "in" / "empty.mp4", "--checkpoint", trial)
-    assert p.returncode == 1 and p.stdout.count("FAILED") == 2                  # every input failed
+    assert p.returncode == 1 and p.stdout.count("FAILED") == 2  # every input failed
 
 
 def test_checkpoints_load_safely(trained, tmp_path):
     trial, _ = trained
     blob = torch.load(trial / "checkpoint.pt", weights_only=True)
-    blob["extra"] = Path("/not/a/tensor")          # an arbitrary object: refused by weights_only=True
+    blob["extra"] = Path("/not/a/tensor")  # an arbitrary object: refused by weights_only=True
     torch.save(blob, tmp_path / "evil.pt")
     p = cli("rsnet.predict", trial / "predictions.csv", "--checkpoint", tmp_path / "evil.pt")
     assert p.returncode == 2 and "evil.pt" in p.stderr and "weights_only" in p.stderr
@@ -101,15 +122,14 @@ def test_checkpoints_load_safely(trained, tmp_path):
 def test_explain_writes_images_at_the_expected_sizes(trained, corpora, tmp_path):
     trial, pred = trained
     video = corpora["uvanemo"] / "videos" / f"{pred.video[0]}.mp4"
-    p = cli("rsnet.explain", "cam", video, "--checkpoint", trial, "--frames", "4", "--cell", "64",
-            "--out", tmp_path)
+    p = cli("rsnet.explain", "cam", video, "--checkpoint", trial, "--frames", "4", "--cell", "64", "--out", tmp_path)
     assert p.returncode == 0, p.stderr
     info = json.loads(p.stdout.splitlines()[-1])
     img = Image.open(tmp_path / f"{pred.video[0]}_scorecam.png")
     assert img.size == (64 * len(info["frames_shown"]), 128) and len(info["frames_shown"]) == 4
     assert info["probability_spontaneous"] == pytest.approx(pred.score[0], abs=1e-5)
     top, bottom = np.asarray(img)[:64], np.asarray(img)[64:]
-    assert np.abs(top.astype(int) - bottom).mean() > 5                           # the heatmap is drawn
+    assert np.abs(top.astype(int) - bottom).mean() > 5  # the heatmap is drawn
     p = cli("rsnet.explain", "tsne", trial)
     assert p.returncode == 0, p.stderr
     assert Image.open(trial / "explain" / "tsne.png").size == (600, 600)
@@ -128,25 +148,24 @@ def test_score_cam_matches_score_cam_written_out_in_float64(trained, corpora):
 
     trial, pred = trained
     model, cfg = load_trained(trial)
-    crops, _ = preprocess_video(str(corpora["uvanemo"] / "videos" / f"{pred.video[0]}.mp4"), "video", 50.0,
-                                cfg.prep())
+    crops, _ = preprocess_video(str(corpora["uvanemo"] / "videos" / f"{pred.video[0]}.mp4"), "video", 50.0, cfg.prep())
     cam, p = score_cam(model, crops)
     ref = copy.deepcopy(model).double().eval()
     frames, lengths = collate([crops])
     frames = frames.double()
     with torch.no_grad():
         p64 = ref(frames, lengths)[0].item()
-        maps = ref.encode_frames(frames, lengths)[0]                        # (T, K, S, S)
+        maps = ref.encode_frames(frames, lengths)[0]  # (T, K, S, S)
         R = frames.shape[-1]
         scores = []
         for k in range(maps.shape[1]):
-            up = torch.nn.functional.interpolate(maps[:, k:k + 1], size=(R, R), mode="bilinear")   # (T, 1, R, R)
+            up = torch.nn.functional.interpolate(maps[:, k : k + 1], size=(R, R), mode="bilinear")  # (T, 1, R, R)
             lo, hi = up.amin((1, 2, 3), keepdim=True), up.amax((1, 2, 3), keepdim=True)
             mask = (up - lo) / (hi - lo).clamp_min(1e-8)
             q = ref(frames * mask[None], lengths)[0].item()
             scores.append(q if p64 > 0.5 else 1 - q)
         w = torch.softmax(torch.tensor(scores, dtype=torch.float64), 0)
-        up_all = torch.nn.functional.interpolate(maps, size=(R, R), mode="bilinear")                # (T, K, R, R)
+        up_all = torch.nn.functional.interpolate(maps, size=(R, R), mode="bilinear")  # (T, K, R, R)
         want = torch.relu((w[None, :, None, None] * up_all).sum(1))
         want = want / want.max()
     # float32 against float64: 10x the largest error measured on AVX-512 and AVX2 kernels (this test

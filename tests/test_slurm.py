@@ -1,4 +1,5 @@
 """A real single-node Slurm (slurm-wlm + munge): sbatch the launcher, requeue it, submitit."""
+
 import os
 import shutil
 import subprocess
@@ -12,9 +13,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "sweeps" / "tiny.yaml"
 HAVE_SLURM = all(shutil.which(x) for x in ("slurmctld", "slurmd", "munged", "sbatch"))
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not HAVE_SLURM and not os.environ.get("CI"),
-                                 reason="slurm-wlm and munge not installed (.ci/run installs them)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not HAVE_SLURM and not os.environ.get("CI"), reason="slurm-wlm and munge not installed (.ci/run installs them)"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +32,14 @@ def slurm(tmp_path_factory, sweep_data, cache):
     except BaseException:
         subprocess.run(["bash", str(REPO / "slurm/local_cluster.sh"), "stop"], env=env, timeout=120)
         raise
-    env.update(SLURM_CONF=str(d / "slurm.conf"), RSNET_PYTHON=sys.executable, RSNET_NODE_IP="127.0.0.2",
-               PYTHONPATH=str(REPO), RSNET_DATA=str(sweep_data), RSNET_CACHE=str(cache))
+    env.update(
+        SLURM_CONF=str(d / "slurm.conf"),
+        RSNET_PYTHON=sys.executable,
+        RSNET_NODE_IP="127.0.0.2",
+        PYTHONPATH=str(REPO),
+        RSNET_DATA=str(sweep_data),
+        RSNET_CACHE=str(cache),
+    )
     env.pop("RAY_ADDRESS", None)
     yield env
     subprocess.run(["bash", str(REPO / "slurm/local_cluster.sh"), "stop"], env=env, check=True, timeout=120)
@@ -38,8 +48,14 @@ def slurm(tmp_path_factory, sweep_data, cache):
 
 
 def sbatch(env, cwd, *args):
-    p = subprocess.run(["sbatch", "--parsable", "--cpus-per-task=2", *args], env=env, cwd=cwd,
-                       capture_output=True, text=True, check=True)
+    p = subprocess.run(
+        ["sbatch", "--parsable", "--cpus-per-task=2", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return p.stdout.strip().split(";")[0]
 
 
@@ -65,7 +81,7 @@ def no_ray_left(job):
 def ended(env, job):
     """The job's final state, once it has one (polled: `sbatch --wait` backs off to 10 s+)."""
     state = job_state(env, job)
-    if state == "PENDING":    # Slurm holds a requeued job for 2 minutes (BeginTime); not in a test
+    if state == "PENDING":  # Slurm holds a requeued job for 2 minutes (BeginTime); not in a test
         subprocess.run(["scontrol", "update", f"jobid={job}", "starttime=now"], env=env)
     return state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "GONE")
 
@@ -82,7 +98,7 @@ def test_sbatch_runs_a_sweep_requeued_it_resumes_and_cleans_up(slurm, tmp_path):
     wait_for(lambda: ended(slurm, job), 900)
     log = (tmp_path / f"rsnet-rsnet-sweep-{job}.out").read_text()
     assert job_state(slurm, job) == "COMPLETED", log
-    assert log.count(f"launch_ray: job {job}, 1 node(s)") == 2, log    # ran twice: before and after the requeue
+    assert log.count(f"launch_ray: job {job}, 1 node(s)") == 2, log  # ran twice: before and after the requeue
     assert log.rstrip().endswith(f"job {job} stopped its Ray (/tmp/rsnet-{job} on 1 node(s))"), log
     assert "sweep tiny: 4/4 finished, 0 failed" in log
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
@@ -92,13 +108,33 @@ def test_sbatch_runs_a_sweep_requeued_it_resumes_and_cleans_up(slurm, tmp_path):
     token = tmp_path / ".rsnet" / f"ray-token-{job}"
     assert token.stat().st_mode & 0o077 == 0 and (tmp_path / ".rsnet").stat().st_mode & 0o077 == 0
     wait_for(lambda: no_ray_left(job), 60)
-    shutil.rmtree(f"/tmp/rsnet-{job}", ignore_errors=True)     # the job's Ray logs (kept for users)
+    shutil.rmtree(f"/tmp/rsnet-{job}", ignore_errors=True)  # the job's Ray logs (kept for users)
 
 
 def test_submitit_submits_the_same_launcher(slurm, tmp_path):
-    p = subprocess.run([sys.executable, "-m", "rsnet.sweep", str(TINY), "--epochs", "1", "--max-trials", "2", "--slurm",
-                        "--cpus-per-task", "2", "--results", str(tmp_path / "results"), "--wait"],
-                       env=slurm, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rsnet.sweep",
+            str(TINY),
+            "--epochs",
+            "1",
+            "--max-trials",
+            "2",
+            "--slurm",
+            "--cpus-per-task",
+            "2",
+            "--results",
+            str(tmp_path / "results"),
+            "--wait",
+        ],
+        env=slurm,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "submitted job" in p.stdout and str(tmp_path / "results" / "tiny") in p.stdout
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
@@ -109,8 +145,30 @@ def test_submitit_submits_the_same_launcher(slurm, tmp_path):
 
 
 def test_prepare_runs_as_a_submitit_job_array(slurm, tmp_path, corpora):
-    p = subprocess.run([sys.executable, "-m", "rsnet.prepare", "--dataset", "bbc", "--root", str(corpora["bbc"]),
-                        "--res", "24", "--cache", str(tmp_path / "cache"), "--slurm", "--time", "10",
-                        "--cpus-per-task", "1"], env=slurm, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rsnet.prepare",
+            "--dataset",
+            "bbc",
+            "--root",
+            str(corpora["bbc"]),
+            "--res",
+            "24",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--slurm",
+            "--time",
+            "10",
+            "--cpus-per-task",
+            "1",
+        ],
+        env=slurm,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "array tasks (slurm)" in p.stdout and "20 videos" in p.stdout and "0 failures" in p.stdout

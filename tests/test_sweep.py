@@ -1,5 +1,6 @@
 """Sweeps on Ray Tune: every shipped file, bad files, a real demo run, a trial that fails alone
 (killed workers and drivers, and two Ray nodes: test_sweep_faults.py)."""
+
 import os
 import subprocess
 import sys
@@ -17,20 +18,40 @@ TINY = REPO / "tests" / "sweeps" / "tiny.yaml"
 def sweep_cmd(*args, tmp, data=None, cache=None):
     """The sweep CLI with results under `tmp`; data and cache default to `tmp` too, the tests
     that train pass the session's tiny corpus and cache (conftest.py) instead."""
-    return [sys.executable, "-m", "rsnet.sweep", *map(str, args), "--data-root", str(data or tmp / "data"),
-            "--results", str(tmp / "results"), "--cache", str(cache or tmp / "cache")]
+    return [
+        sys.executable,
+        "-m",
+        "rsnet.sweep",
+        *map(str, args),
+        "--data-root",
+        str(data or tmp / "data"),
+        "--results",
+        str(tmp / "results"),
+        "--cache",
+        str(cache or tmp / "cache"),
+    ]
 
 
 def run(*args, tmp, data=None, cache=None, timeout=600):
-    return subprocess.run(sweep_cmd(*args, tmp=tmp, data=data, cache=cache), capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        sweep_cmd(*args, tmp=tmp, data=data, cache=cache), capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
 
 
-@pytest.mark.parametrize("name,count", [("benchmark", 360), ("ablations", 6 * 360), ("fps_resolution", 16 * 100),
-                                        ("cross_domain", 70), ("subgroups", 400), ("demo", 6)])
+@pytest.mark.parametrize(
+    "name,count",
+    [
+        ("benchmark", 360),
+        ("ablations", 6 * 360),
+        ("fps_resolution", 16 * 100),
+        ("cross_domain", 70),
+        ("subgroups", 400),
+        ("demo", 6),
+    ],
+)
 def test_every_sweep_file_expands_to_the_expected_count(name, count):
     trials = load_sweep(REPO / "sweeps" / f"{name}.yaml").trials("data")
-    assert len(trials) == count and len({t.name for t in trials}) == count     # unique trial names
+    assert len(trials) == count and len({t.name for t in trials}) == count  # unique trial names
     assert len({t.config.hash() for t in trials}) == count
 
 
@@ -46,21 +67,41 @@ def test_a_regular_install_finds_its_grids_and_launcher_from_any_directory(tmp_p
     """A wheel installed elsewhere (not this checkout): `--grid demo` and the Slurm launcher."""
     wheel = tmp_path / "wheel"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheel, REPO], check=True, timeout=300,
-                   cwd=tmp_path)
-    subprocess.run([*pip, "install", "--no-deps", "--target", tmp_path / "site", *wheel.glob("*.whl")], check=True,
-                   timeout=300)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheel, REPO], check=True, timeout=300, cwd=tmp_path
+    )
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", tmp_path / "site", *wheel.glob("*.whl")], check=True, timeout=300
+    )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     (tmp_path / "elsewhere").mkdir()
-    p = subprocess.run([sys.executable, "-m", "rsnet.sweep", "--grid", "demo", "--dry-run"], capture_output=True,
-                       text=True, timeout=300, cwd=tmp_path / "elsewhere", env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "rsnet.sweep", "--grid", "demo", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path / "elsewhere",
+        env=env,
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1].startswith("sweep demo: 6 trials (" + str(tmp_path / "site"))
-    where = subprocess.run([sys.executable, "-c", "import rsnet.slurm as s; print(s.LAUNCHER, s.LAUNCHER.is_file())"],
-                           capture_output=True, text=True, cwd=tmp_path / "elsewhere", env=env, check=True).stdout
+    where = subprocess.run(
+        [sys.executable, "-c", "import rsnet.slurm as s; print(s.LAUNCHER, s.LAUNCHER.is_file())"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "elsewhere",
+        env=env,
+        check=True,
+    ).stdout
     assert where.startswith(str(tmp_path / "site")) and where.split()[-1] == "True"
-    p = subprocess.run([sys.executable, "-m", "rsnet.sweep", "--grid", "nope", "--dry-run"], capture_output=True,
-                       text=True, timeout=300, cwd=tmp_path / "elsewhere", env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "rsnet.sweep", "--grid", "nope", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path / "elsewhere",
+        env=env,
+    )
     assert p.returncode == 2 and "no sweep named 'nope'" in p.stderr and "demo" in p.stderr
 
 
@@ -69,15 +110,18 @@ def test_all_shipped_sweeps_are_tested():
     assert shipped == {"benchmark", "ablations", "fps_resolution", "cross_domain", "subgroups", "demo"}
 
 
-@pytest.mark.parametrize("text,match", [
-    ("name: x\naxes: {dataset: [uvanemo]}\nfoo: 1\n", "unknown key foo"),
-    ("defaults: {epochz: 3}\n", "unknown key defaults.epochz"),
-    ("axes: {setting: {a: {variantt: full}}}\n", "unknown key axes.setting.a.variantt"),
-    ("axes: {variant: [full, vgg]}\n", "config field variant: 'vgg' is not valid; valid: full"),
-    ("axes: {fold: [11]}\n", "config field fold: 11"),
-    ("axes: {seed: []}\n", "axes.seed must be a non-empty list"),
-    ("resources: {cpu: 1, tpu: 1}\n", "unknown key resources.tpu"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("name: x\naxes: {dataset: [uvanemo]}\nfoo: 1\n", "unknown key foo"),
+        ("defaults: {epochz: 3}\n", "unknown key defaults.epochz"),
+        ("axes: {setting: {a: {variantt: full}}}\n", "unknown key axes.setting.a.variantt"),
+        ("axes: {variant: [full, vgg]}\n", "config field variant: 'vgg' is not valid; valid: full"),
+        ("axes: {fold: [11]}\n", "config field fold: 11"),
+        ("axes: {seed: []}\n", "axes.seed must be a non-empty list"),
+        ("resources: {cpu: 1, tpu: 1}\n", "unknown key resources.tpu"),
+    ],
+)
 def test_bad_sweep_files_name_the_file_and_key(tmp_path, text, match):
     f = tmp_path / "bad.yaml"
     f.write_text(text)
@@ -106,8 +150,26 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
     # data/ and cache/ are links to the session's tiny corpus and cache
     (tmp_path / "data").symlink_to(sweep_data)
     (tmp_path / "cache").symlink_to(cache)
-    demo = [sys.executable, "-m", "rsnet.sweep", "--grid", "demo", "--epochs", "2", "--synthetic-size", "tiny",
-            "--num-cpus", "2", "--data-root", "data", "--results", "results", "--cache", "cache", "--progress-bar"]
+    demo = [
+        sys.executable,
+        "-m",
+        "rsnet.sweep",
+        "--grid",
+        "demo",
+        "--epochs",
+        "2",
+        "--synthetic-size",
+        "tiny",
+        "--num-cpus",
+        "2",
+        "--data-root",
+        "data",
+        "--results",
+        "results",
+        "--cache",
+        "cache",
+        "--progress-bar",
+    ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     p = subprocess.run(demo, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -120,24 +182,31 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
     assert [line.split("]")[0] for line in lines] == [f"[{k}" + "/6" for k in range(1, 7)]
     assert lines[-1].endswith("6 finished, 0 failed, 0 running)") and "ETA" in lines[0]
     bar = p.stderr.replace("\r", "\n").splitlines()
-    assert any(line.startswith("sweep: 100%") and "6/6" in line and "6 finished, 0 failed, 0 running" in line
-               for line in bar), p.stderr[-2000:]
+    assert any(
+        line.startswith("sweep: 100%") and "6/6" in line and "6 finished, 0 failed, 0 running" in line for line in bar
+    ), p.stderr[-2000:]
     # our TensorBoard hint (the trials' own event files), not Ray's (under /tmp/ray, none of our curves)
     assert f"tensorboard --logdir {tmp_path.resolve() / 'results' / 'demo' / 'trials'}" in p.stdout
     assert "To visualize your results with TensorBoard" not in p.stdout + p.stderr
     for d in (tmp_path / "results" / "demo" / "trials").iterdir():
         assert list(d.glob("events.out.tfevents.*")) and (d / "result.json").exists()
     # the report over this real run: every table and figure is written, marked synthetic
-    rep = subprocess.run([sys.executable, "-m", "rsnet.report", "results"], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path, env=env)
+    rep = subprocess.run(
+        [sys.executable, "-m", "rsnet.report", "results"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
     assert rep.returncode == 0, rep.stderr
     out = tmp_path / "results" / "report"
     assert "6 finished, 0 failed of 6 trials (SYNTHETIC" in rep.stdout and "results/report/index.md" in rep.stdout
     cells = pd.read_csv(out / "cells.csv").set_index("setting")
     assert set(cells.index) == {"full", "no_tsa", "shuffled_frames"}
-    assert (cells.flag == "(partial: 2/10 trials)").all()          # 2 of UvA-NEMO's 10 folds, one seed
+    assert (cells.flag == "(partial: 2/10 trials)").all()  # 2 of UvA-NEMO's 10 folds, one seed
     expected = table.groupby("setting").apply(lambda g: (g.accuracy * g.test_videos).sum() / g.test_videos.sum())
-    assert cells["mean"].to_dict() == pytest.approx(expected.to_dict())     # pooled over the two folds
+    assert cells["mean"].to_dict() == pytest.approx(expected.to_dict())  # pooled over the two folds
     for name in ("table2", "table3", "table3_paired", "mispredictions", "honest_vs_optimistic", "failed_trials"):
         assert all((out / f"{name}.{ext}").stat().st_size > 0 for ext in ("md", "csv", "tex")), name
     assert len(pd.read_csv(out / "failed_trials.csv")) == 0
@@ -153,8 +222,12 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
 def test_a_trial_with_broken_data_fails_alone(tmp_path, shared):
     f = tmp_path / "broken.yaml"
     # fold 1 of the tiny corpus has no young subject: that trial's test set is empty
-    f.write_text(TINY.read_text().replace("fold: [1, 2]", "fold: [1, 3]").replace(
-        "  setting:", "  split: [within:young]\n  setting:").replace("max_failures: 2", "max_failures: 0"))
+    f.write_text(
+        TINY.read_text()
+        .replace("fold: [1, 2]", "fold: [1, 3]")
+        .replace("  setting:", "  split: [within:young]\n  setting:")
+        .replace("max_failures: 2", "max_failures: 0")
+    )
     p = run(f, "--epochs", "2", tmp=tmp_path, **shared)
     assert p.returncode == 1
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")

@@ -1,4 +1,5 @@
 """Synthetic corpora: real layouts, decodable videos, detectable faces, metadata, temporal signal."""
+
 import json
 import re
 
@@ -24,9 +25,9 @@ def test_uvanemo_layout_and_details_file(corpora):
     assert names and all(re.fullmatch(r"\d{3}_(deliberate|spontaneous)_smile_\d+\.mp4", n) for n in names)
     raw = (root / "UvA-NEMO_Smile_Database_File_Details.txt").read_bytes()
     lines = raw.split(b"\r\n")
-    assert b"\n" not in raw.replace(b"\r\n", b"")          # CRLF only
-    rows = [l.decode().split("\t") for l in lines if l.endswith(b".mp4") or b".mp4\t" in l]
-    assert len(rows) == len(names) and not lines[0].startswith(b"0")   # header lines first
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
+    rows = [line.decode().split("\t") for line in lines if line.endswith(b".mp4") or b".mp4\t" in line]
+    assert len(rows) == len(names) and not lines[0].startswith(b"0")  # header lines first
     table = uvanemo_table().set_index("video")
     for name, subject, gender, age, kind in rows:
         real = table.loc[name[:-4]]
@@ -44,7 +45,7 @@ def test_bbc_mmi_spos_layouts(corpora):
     mmi = corpora["mmi"]
     sel = pd.read_csv(mmi / "mmi_selection.csv")
     assert list(sel.columns) == ["session", "label", "subject"]
-    people = sel.groupby("label").subject.agg(set)          # 9 spontaneous and 9 posed people, as in MMI
+    people = sel.groupby("label").subject.agg(set)  # 9 spontaneous and 9 posed people, as in MMI
     assert len(people[0]) == len(people[1]) == 9 and not people[0] & people[1]
     for row in sel.itertuples():
         folder = mmi / "Sessions" / str(row.session)
@@ -57,12 +58,14 @@ def test_bbc_mmi_spos_layouts(corpora):
     assert {p.parts[-3] for p in seqs} == {"posed", "spontaneous"} and len(seqs) == 14
     assert {p.name.rsplit("_", 1)[0] for p in seqs} == {"tomas", "nelly", "riku", "yi", "ying", "rui", "xiaopeng"}
     from PIL import Image
+
     img = Image.open(next(seqs[0].glob("*.bmp")))
     assert img.mode == "L" and img.size == (320, 240)
 
 
-@pytest.mark.parametrize("dataset,pattern", [("uvanemo", "videos/*.mp4"), ("bbc", "*/*.mp4"),
-                                             ("mmi", "Sessions/*/*.avi")])
+@pytest.mark.parametrize(
+    "dataset,pattern", [("uvanemo", "videos/*.mp4"), ("bbc", "*/*.mp4"), ("mmi", "Sessions/*/*.avi")]
+)
 def test_decord_decodes_at_stated_fps_and_length(corpora, dataset, pattern):
     root = corpora[dataset]
     truth = manifest(root)["clips"]
@@ -113,7 +116,7 @@ def test_same_seed_same_frames_other_seed_other_frames(tmp_path):
             write_clip(s, tmp_path / d)
         assert (tmp_path / "a" / s.relpath).read_bytes() == (tmp_path / "b" / s.relpath).read_bytes(), s.relpath
     decoded = decord.VideoReader(str(tmp_path / "a" / spec.relpath), num_threads=1).get_batch([20]).asnumpy()
-    assert np.abs(decoded[0].astype(int) - first.frame(20)).mean() < 4.0   # decoded == rendered, up to H.264
+    assert np.abs(decoded[0].astype(int) - first.frame(20)).mean() < 4.0  # decoded == rendered, up to H.264
 
 
 def test_same_seed_same_corpus(tmp_path, corpora):
@@ -149,4 +152,5 @@ def test_classes_reach_the_same_face_shapes():
 
 def test_identities_are_the_faces_dlib_finds_robustly():
     from rsnet.synth.faces import DETECTABLE_FACES, robust_faces
+
     assert robust_faces() == DETECTABLE_FACES and len(DETECTABLE_FACES) >= 75

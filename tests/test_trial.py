@@ -1,4 +1,5 @@
 """One trial end to end: outputs, resume after a kill, determinism, bad inputs."""
+
 import json
 import os
 import signal
@@ -18,8 +19,18 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def base(corpora, cache):
-    return TrialConfig(dataset="uvanemo", root=str(corpora["uvanemo"]), fold=2, seed=1, epochs=4,
-                       batch_size=8, lr=3e-3, checkpoint_every=2, threads=1, cache=str(cache))
+    return TrialConfig(
+        dataset="uvanemo",
+        root=str(corpora["uvanemo"]),
+        fold=2,
+        seed=1,
+        epochs=4,
+        batch_size=8,
+        lr=3e-3,
+        checkpoint_every=2,
+        threads=1,
+        cache=str(cache),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +49,20 @@ def test_outputs_present_and_consistent(finished, base):
     assert len(pred) == result["test_videos"] > 0
     assert result["accuracy"] == pytest.approx((pred.label == pred.predicted).mean())
     assert ((pred.score > 0.5).astype(int) == pred.predicted).all()
-    metrics = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
     assert result["final_epoch_accuracy"] == metrics[-1]["test_acc"] == result["accuracy"]
     assert result["optimistic_accuracy"] == max(m["test_acc"] for m in metrics)
     assert result["synthetic"] and result["parameters"] == 5273 and result["config_hash"] == base.hash()
     # the test fold's subjects never trained
     from rsnet.protocols import uvanemo_table
+
     folds = uvanemo_table().set_index("video").fold
     assert set(folds[pred.video]) == {2}
     ckpt = read_checkpoint(out / "checkpoint.pt")
     assert ckpt["state"]["epoch"] == 4 and ckpt["config"] == base.to_dict()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     ea = EventAccumulator(str(out))
     ea.Reload()
     assert [e.step for e in ea.Scalars("train_loss")] == [1, 2, 3, 4]
@@ -85,8 +98,9 @@ def test_killed_trial_resumes_to_the_uninterrupted_result(finished, base, tmp_pa
             args += [flag, str(v)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
-    while not ((tmp_path / "checkpoint.pt").exists()
-               and len((tmp_path / "metrics.jsonl").read_text().splitlines()) >= 3):
+    while not (
+        (tmp_path / "checkpoint.pt").exists() and len((tmp_path / "metrics.jsonl").read_text().splitlines()) >= 3
+    ):
         assert proc.poll() is None, proc.stdout.read()
         assert time.time() < deadline
         time.sleep(0.02)
@@ -98,7 +112,10 @@ def test_killed_trial_resumes_to_the_uninterrupted_result(finished, base, tmp_pa
     assert resumed["accuracy"] == result["accuracy"]
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "predictions.csv"), pd.read_csv(out / "predictions.csv"))
     drop = ["train_seconds", "seconds"]
-    read = lambda p: pd.read_json(p / "metrics.jsonl", lines=True).drop(columns=drop)
+
+    def read(p):
+        return pd.read_json(p / "metrics.jsonl", lines=True).drop(columns=drop)
+
     pd.testing.assert_frame_equal(read(tmp_path), read(out))
 
 
@@ -110,9 +127,15 @@ def test_validation_split_selects_the_epoch(base, tmp_path):
     assert r["accuracy"] == pytest.approx(metrics.test_acc[r["selected_epoch"] - 1])
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("variant", "resnet50", "valid: full, no_tsa"), ("dataset", "casme", "valid: uvanemo, bbc"),
-    ("fold", 11, r"valid: \[1, 2, 3, 4, 5, 6, 7, 8, 9, 10\]"), ("loss_weighting", "focal", "valid: balanced")])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("variant", "resnet50", "valid: full, no_tsa"),
+        ("dataset", "casme", "valid: uvanemo, bbc"),
+        ("fold", 11, r"valid: \[1, 2, 3, 4, 5, 6, 7, 8, 9, 10\]"),
+        ("loss_weighting", "focal", "valid: balanced"),
+    ],
+)
 def test_invalid_settings_list_the_valid_ones(base, tmp_path, field, value, match):
     with pytest.raises(ValueError, match=match):
         run_trial(base.replace(**{field: value}), tmp_path)
@@ -126,8 +149,11 @@ def test_nan_loss_fails_with_a_message_and_keeps_outputs(base, tmp_path):
 
 
 def test_cli_rejects_unknown_variant(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "rsnet.train", "--out", str(tmp_path), "--root", str(tmp_path),
-                        "--variant", "vgg"], capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "rsnet.train", "--out", str(tmp_path), "--root", str(tmp_path), "--variant", "vgg"],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 2 and "valid: full, no_tsa" in p.stderr
 
 
@@ -136,10 +162,11 @@ def test_cross_mmi_target_reads_the_mmi_selection(base, corpora, tmp_path):
     from rsnet.trial import load_data
 
     full = pd.read_csv(corpora["mmi"] / "mmi_selection.csv")
-    subset = full.groupby("label").head(2)                   # 2 posed, 2 spontaneous sessions
+    subset = full.groupby("label").head(2)  # 2 posed, 2 spontaneous sessions
     subset.to_csv(tmp_path / "four.csv", index=False)
-    cfg = base.replace(split="cross:mmi", fold=1, target_root=str(corpora["mmi"]),
-                       mmi_selection=str(tmp_path / "four.csv"))
+    cfg = base.replace(
+        split="cross:mmi", fold=1, target_root=str(corpora["mmi"]), mmi_selection=str(tmp_path / "four.csv")
+    )
     _, _, test, facts = load_data(cfg)
     assert facts["test_dataset"] == "mmi" and facts["test_videos"] == len(test) == 4 < len(full)
     assert sorted(test.table.id.str.split("/").str[0].astype(int)) == sorted(subset.session)
@@ -162,6 +189,6 @@ def test_tensorboard_hparams_hold_the_settings_and_final_accuracies(finished, ba
     assert (hp["fold"].number_value, hp["seed"].number_value, hp["forget_bias"].string_value) == (2, 1, "none")
     assert "root" not in hp and "cache" not in hp
     scalars = events.Tags()["scalars"]
-    assert {"train_loss", "test_acc"} <= set(scalars)                         # the per-epoch curves stay
+    assert {"train_loss", "test_acc"} <= set(scalars)  # the per-epoch curves stay
     for k in ("accuracy", "final_epoch_accuracy", "optimistic_accuracy"):
         assert events.Scalars(f"hparam/{k}")[-1].value == pytest.approx(result[k])

@@ -9,9 +9,11 @@ Each adapter returns a DataFrame with one row per video:
     fps      the dataset's nominal frame rate (NaN where it varies, as in MMI); preprocessing
              reads each video's own rate from its container
     gender, age, age_group   where known (UvA-NEMO), else empty
-Layouts are specified in ../shared/datasets/README.md. Missing or malformed files raise
-DatasetError naming the path and what was expected.
+Each adapter's docstring and the README's Data section give the layout it reads, as the
+dataset's owners ship it. Missing or malformed files raise DatasetError naming the path and what
+was expected.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,7 +28,7 @@ UVANEMO_DETAILS = "UvA-NEMO_Smile_Database_File_Details.txt"
 UVANEMO_NAME = re.compile(r"(\d{3})_(deliberate|spontaneous)_smile_(\d+)\.mp4")
 SPOS_SUBJECTS = ("tomas", "nelly", "riku", "yi", "ying", "rui", "xiaopeng")
 MMI_SELECTION = "mmi_selection.csv"
-YOUNG_BEFORE = 18   # paper's binary age split: "young" < 18 gives its 149 young / 251 adult people
+YOUNG_BEFORE = 18  # paper's binary age split: "young" < 18 gives its 149 young / 251 adult people
 
 
 class DatasetError(ValueError):
@@ -65,38 +67,55 @@ def read_uvanemo_details(path: Path) -> pd.DataFrame:
             continue
         name, subject, gender, age, kind = fields
         if kind not in ("deliberate", "spontaneous") or not age.isdigit():
-            raise DatasetError(f"{path}:{n}: malformed row {line!r}; expected name, subject, gender, "
-                               f"age, deliberate|spontaneous")
-        rows.append({"name": name, "subject": subject, "gender": gender, "age": int(age),
-                     "label": int(kind == "spontaneous")})
+            raise DatasetError(
+                f"{path}:{n}: malformed row {line!r}; expected name, subject, gender, age, deliberate|spontaneous"
+            )
+        rows.append(
+            {"name": name, "subject": subject, "gender": gender, "age": int(age), "label": int(kind == "spontaneous")}
+        )
     if not rows:
         raise DatasetError(f"{path}: no data rows found (tab-separated: name, subject, gender, age, type)")
     return pd.DataFrame(rows)
 
 
 def list_uvanemo(root) -> pd.DataFrame:
+    """`<root>/videos/NNN_{deliberate|spontaneous}_smile_K.mp4` (NNN the subject, 1240 videos) and
+    `<root>/UvA-NEMO_Smile_Database_File_Details.txt` (name, subject, gender, age, type)."""
     root = Path(root)
     videos = _require_dir(root / "videos", "UvA-NEMO's videos/ folder")
     details = read_uvanemo_details(root / UVANEMO_DETAILS)
     on_disk = {p.name for p in videos.iterdir() if p.suffix.lower() == ".mp4"}
     listed = set(details.name)
     if extra := sorted(on_disk - listed):
-        raise DatasetError(f"{root / UVANEMO_DETAILS}: no row for {len(extra)} video(s) in {videos}, "
-                           f"e.g. {extra[0]}")
+        raise DatasetError(f"{root / UVANEMO_DETAILS}: no row for {len(extra)} video(s) in {videos}, e.g. {extra[0]}")
     if missing := sorted(listed - on_disk):
-        raise DatasetError(f"{root / UVANEMO_DETAILS}: row for {missing[0]} but {videos / missing[0]} "
-                           f"does not exist ({len(missing)} missing)")
+        raise DatasetError(
+            f"{root / UVANEMO_DETAILS}: row for {missing[0]} but {videos / missing[0]} "
+            f"does not exist ({len(missing)} missing)"
+        )
     known = set(uvanemo_table().video)
     rows = []
     for r in details.itertuples():
         m = UVANEMO_NAME.fullmatch(r.name)
         if not m or r.name[:-4] not in known:
-            raise DatasetError(f"{videos / r.name}: not a UvA-NEMO video name (NNN_deliberate|spontaneous_smile_K.mp4 "
-                               f"of the published 1240)")
+            raise DatasetError(
+                f"{videos / r.name}: not a UvA-NEMO video name (NNN_deliberate|spontaneous_smile_K.mp4 "
+                f"of the published 1240)"
+            )
         if int(m.group(2) == "spontaneous") != r.label:
             raise DatasetError(f"{root / UVANEMO_DETAILS}: row {r.name} says label {r.label}, its name disagrees")
-        rows.append({"id": r.name[:-4], "path": str(videos / r.name), "kind": "video", "label": r.label,
-                     "subject": r.subject, "fps": 50.0, "gender": r.gender, "age": r.age})
+        rows.append(
+            {
+                "id": r.name[:-4],
+                "path": str(videos / r.name),
+                "kind": "video",
+                "label": r.label,
+                "subject": r.subject,
+                "fps": 50.0,
+                "gender": r.gender,
+                "age": r.age,
+            }
+        )
     return _frame(rows)
 
 
@@ -109,13 +128,22 @@ def _child_ci(root: Path, name: str) -> Path:
 
 
 def list_bbc(root) -> pd.DataFrame:
+    """`<root>/Genuine/*.mp4` and `<root>/Posed/*.mp4` (any case): 20 videos, one person each."""
     root = _require_dir(Path(root), "the BBC smile dataset root")
     rows = []
     for folder, label in (("Genuine", 1), ("Posed", 0)):
         for p in sorted(_child_ci(root, folder).iterdir()):
             if p.suffix.lower() in (".mp4", ".avi", ".mov", ".m4v"):
-                rows.append({"id": f"{folder.lower()}/{p.stem}", "path": str(p), "kind": "video", "label": label,
-                             "subject": f"{folder.lower()}/{p.stem}", "fps": 25.0})
+                rows.append(
+                    {
+                        "id": f"{folder.lower()}/{p.stem}",
+                        "path": str(p),
+                        "kind": "video",
+                        "label": label,
+                        "subject": f"{folder.lower()}/{p.stem}",
+                        "fps": 25.0,
+                    }
+                )
     if not rows:
         raise DatasetError(f"{root}: no videos in Genuine/ or Posed/")
     return _frame(rows)
@@ -125,8 +153,10 @@ def list_bbc(root) -> pd.DataFrame:
 def read_mmi_selection(path: Path) -> pd.DataFrame:
     """The user-supplied selection (CSV: session, label, subject); see the README."""
     if not path.is_file():
-        raise DatasetError(f"{path}: missing; MMI needs a selection file (CSV columns session,label,subject) "
-                           f"naming the sessions to use, since the paper's selection is not public")
+        raise DatasetError(
+            f"{path}: missing; MMI needs a selection file (CSV columns session,label,subject) "
+            f"naming the sessions to use, since the paper's selection is not public"
+        )
     sel = pd.read_csv(path, dtype={"session": str, "subject": str})
     if missing := {"session", "label", "subject"} - set(sel.columns):
         raise DatasetError(f"{path}: missing column(s) {sorted(missing)}; expected session,label,subject")
@@ -136,6 +166,9 @@ def read_mmi_selection(path: Path) -> pd.DataFrame:
 
 
 def list_mmi(root, selection=None) -> pd.DataFrame:
+    """`<root>/Sessions/<session>/S0SS-NNN.avi` (with XML beside it), and the sessions to use from a
+    selection CSV (session, label, subject; default `<root>/mmi_selection.csv`): which sessions
+    the paper used is not public."""
     root = Path(root)
     sessions = _require_dir(root / "Sessions", "MMI's Sessions/ folder")
     sel = read_mmi_selection(Path(selection) if selection else root / MMI_SELECTION)
@@ -144,10 +177,19 @@ def list_mmi(root, selection=None) -> pd.DataFrame:
         folder = sessions / str(r.session)
         videos = sorted(folder.glob("*.avi")) if folder.is_dir() else []
         if len(videos) != 1:
-            raise DatasetError(f"{folder}: expected exactly one .avi for selected session {r.session}, "
-                               f"found {len(videos)}")
-        rows.append({"id": f"{r.session}/{videos[0].stem}", "path": str(videos[0]), "kind": "video",
-                     "label": int(r.label), "subject": str(r.subject), "fps": float("nan")})
+            raise DatasetError(
+                f"{folder}: expected exactly one .avi for selected session {r.session}, found {len(videos)}"
+            )
+        rows.append(
+            {
+                "id": f"{r.session}/{videos[0].stem}",
+                "path": str(videos[0]),
+                "kind": "video",
+                "label": int(r.label),
+                "subject": str(r.subject),
+                "fps": float("nan"),
+            }
+        )
     return _frame(rows)
 
 
@@ -157,19 +199,31 @@ def spos_subject(name: str) -> str:
     tokens = set(re.split(r"[^a-z]+", name.lower()))
     found = [s for s in SPOS_SUBJECTS if s in tokens]
     if len(found) != 1:
-        raise DatasetError(f"{name}: sequence folder names {len(found)} SPOS subjects; expected exactly one of "
-                           f"{', '.join(SPOS_SUBJECTS)} as a whole token")
+        raise DatasetError(
+            f"{name}: sequence folder names {len(found)} SPOS subjects; expected exactly one of "
+            f"{', '.join(SPOS_SUBJECTS)} as a whole token"
+        )
     return found[0]
 
 
 def list_spos(root, fps: float = 25.0) -> pd.DataFrame:
+    """`<root>/{posed|spontaneous}/happy/<sequence>/<i>.bmp` (gray images at 25 fps), each
+    sequence folder's name holding one of the 7 subjects' names."""
     root = Path(root)
     rows = []
     for folder, label in (("posed", 0), ("spontaneous", 1)):
         happy = _require_dir(root / folder / "happy", f"SPOS's {folder}/happy/ folder")
         for seq in sorted(p for p in happy.iterdir() if p.is_dir()):
-            rows.append({"id": f"{folder}/{seq.name}", "path": str(seq), "kind": "images", "label": label,
-                         "subject": spos_subject(seq.name), "fps": fps})
+            rows.append(
+                {
+                    "id": f"{folder}/{seq.name}",
+                    "path": str(seq),
+                    "kind": "images",
+                    "label": label,
+                    "subject": spos_subject(seq.name),
+                    "fps": fps,
+                }
+            )
     return _frame(rows)
 
 

@@ -12,6 +12,7 @@ the old one is left alone. Several processes, on several nodes of a shared file 
 ask for the same store at once: a file lock lets one build while the others wait, then all
 read it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,11 +63,16 @@ class FrameCache:
         self.path = Path(path)
         self.built_now = built_now
         self.meta = json.loads((self.path / "meta.json").read_text())
-        self.videos = pd.read_csv(self.path / "videos.csv", dtype={"subject": str, "id": str},
-                                  keep_default_na=False, na_values={"age": [""], "fps": [""]})
+        self.videos = pd.read_csv(
+            self.path / "videos.csv",
+            dtype={"subject": str, "id": str},
+            keep_default_na=False,
+            na_values={"age": [""], "fps": [""]},
+        )
         shape = tuple(self.meta["shape"])
-        self.frames = np.memmap(self.path / "frames.u8", np.uint8, "r", shape=shape) if shape[0] else \
-            np.zeros(shape, np.uint8)
+        self.frames = (
+            np.memmap(self.path / "frames.u8", np.uint8, "r", shape=shape) if shape[0] else np.zeros(shape, np.uint8)
+        )
 
     @property
     def usable(self) -> pd.DataFrame:
@@ -75,7 +81,7 @@ class FrameCache:
     def clip(self, i: int) -> np.ndarray:
         """Frames of row i of `videos`: (T, C, R, R) uint8."""
         r = self.videos.iloc[i]
-        return self.frames[int(r.start):int(r.start) + int(r.length)]
+        return self.frames[int(r.start) : int(r.start) + int(r.length)]
 
 
 def process_chunk(rows: list[dict], cfg: PrepConfig, prefix: str) -> list[dict]:
@@ -123,23 +129,35 @@ def _run_chunks(chunks, cfg, prefixes, workers, submitit_cluster, submitit_optio
     return results
 
 
-def build_store(dataset, root, videos, cfg, final: Path, workers=None, submitit_cluster=None,
-                submitit_options=None, progress=True, fp="") -> None:
+def build_store(
+    dataset,
+    root,
+    videos,
+    cfg,
+    final: Path,
+    workers=None,
+    submitit_cluster=None,
+    submitit_options=None,
+    progress=True,
+    fp="",
+) -> None:
     with atomic_path(final) as tmp:
         tmp.mkdir(parents=True)
         _build_into(tmp, dataset, root, videos, cfg, workers, submitit_cluster, submitit_options, progress, fp)
 
 
-def _build_into(tmp: Path, dataset, root, videos, cfg, workers, submitit_cluster, submitit_options, progress,
-                fp) -> None:
+def _build_into(
+    tmp: Path, dataset, root, videos, cfg, workers, submitit_cluster, submitit_options, progress, fp
+) -> None:
     t0 = time.perf_counter()
     records = videos.to_dict("records")
     workers = workers or os.cpu_count() or 1
     size = max(1, min(CHUNK, -(-len(records) // (4 * workers))))
-    chunks = [records[i:i + size] for i in range(0, len(records), size)]
+    chunks = [records[i : i + size] for i in range(0, len(records), size)]
     prefixes = [str(tmp / f"part-{i:05d}") for i in range(len(chunks))]
-    results = _run_chunks(chunks, cfg, prefixes, workers, submitit_cluster,
-                          submitit_options, progress, f"prepare {dataset}")
+    results = _run_chunks(
+        chunks, cfg, prefixes, workers, submitit_cluster, submitit_options, progress, f"prepare {dataset}"
+    )
     infos = [info for chunk in results for info in chunk]
     with open(tmp / "frames.u8", "wb") as out:
         for prefix in prefixes:
@@ -151,15 +169,34 @@ def _build_into(tmp: Path, dataset, root, videos, cfg, workers, submitit_cluster
     table.to_csv(tmp / "videos.csv", index=False)
     n = int(table.length.sum())
     failed = table[table.status != "ok"]
-    meta = {"dataset": dataset, "root": str(Path(root).resolve()), "config": cfg.to_dict(), "fingerprint": fp,
-            "shape": [n, cfg.channels, cfg.res, cfg.res], "videos": len(table), "failed": len(failed),
-            "frames": n, "seconds": round(time.perf_counter() - t0, 2), "built_by": f"{os.uname().nodename}:{os.getpid()}",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "synthetic": (Path(root) / "SYNTHETIC.json").exists()}
+    meta = {
+        "dataset": dataset,
+        "root": str(Path(root).resolve()),
+        "config": cfg.to_dict(),
+        "fingerprint": fp,
+        "shape": [n, cfg.channels, cfg.res, cfg.res],
+        "videos": len(table),
+        "failed": len(failed),
+        "frames": n,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "built_by": f"{os.uname().nodename}:{os.getpid()}",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "synthetic": (Path(root) / "SYNTHETIC.json").exists(),
+    }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
 
 
-def load_or_build(dataset: str, root, cfg: PrepConfig = PrepConfig(), cache_root=None, workers=None,
-                  submitit_cluster=None, submitit_options=None, progress=True, **adapter_kw) -> FrameCache:
+def load_or_build(
+    dataset: str,
+    root,
+    cfg: PrepConfig = PrepConfig(),
+    cache_root=None,
+    workers=None,
+    submitit_cluster=None,
+    submitit_options=None,
+    progress=True,
+    **adapter_kw,
+) -> FrameCache:
     """The store for (dataset, root, cfg), built if missing or if the sources changed."""
     videos = list_videos(dataset, root, **adapter_kw)
     fp = fingerprint(dataset, root, videos, cfg)
@@ -177,8 +214,7 @@ def load_or_build(dataset: str, root, cfg: PrepConfig = PrepConfig(), cache_root
         lock.acquire()
     try:
         if not final.is_dir():
-            build_store(dataset, root, videos, cfg, final, workers, submitit_cluster, submitit_options,
-                        progress, fp)
+            build_store(dataset, root, videos, cfg, final, workers, submitit_cluster, submitit_options, progress, fp)
             built = True
         else:
             built = False

@@ -14,6 +14,7 @@
    over time; keep one crop size per clip (see `track_boxes`).
 3. Crop a square around the box with a margin, resize to `res`, colour or gray.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,12 +36,12 @@ class PreprocessError(RuntimeError):
 @dataclass(frozen=True)
 class PrepConfig:
     fps: float = 5.0
-    stride: int = 0              # > 0: every stride-th frame in place of sampling by time at fps
+    stride: int = 0  # > 0: every stride-th frame in place of sampling by time at fps
     res: int = 48
     channels: int = 3
-    margin: float = 0.25         # square side = (1 + margin) * detected box side
-    detect_width: int = 540      # frames are downscaled to at most this width for detection
-    smooth: int = 5              # running-median window over boxes (frames)
+    margin: float = 0.25  # square side = (1 + margin) * detected box side
+    detect_width: int = 540  # frames are downscaled to at most this width for detection
+    smooth: int = 5  # running-median window over boxes (frames)
     version: int = PREP_VERSION
 
     def to_dict(self) -> dict:
@@ -67,8 +68,9 @@ def _numeric_key(p: Path):
 IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
-def read_sampled_frames(path: str, kind: str, nominal_fps: float, fps: float,
-                        stride: int = 0) -> tuple[np.ndarray, float, int]:
+def read_sampled_frames(
+    path: str, kind: str, nominal_fps: float, fps: float, stride: int = 0
+) -> tuple[np.ndarray, float, int]:
     """Decode only the sampled frames: (T, H, W, 3) uint8, the native fps, the video's frame count."""
     if kind == "images":
         files = sorted((p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_numeric_key)
@@ -161,7 +163,7 @@ def track_boxes(boxes: list[tuple | None], window: int) -> np.ndarray:
 def _running(x: np.ndarray, window: int, fn) -> np.ndarray:
     h = window // 2
     padded = np.concatenate([x[:1].repeat(h, 0), x, x[-1:].repeat(h, 0)])
-    return np.stack([fn(padded[i:i + window], axis=0) for i in range(len(x))])
+    return np.stack([fn(padded[i : i + window], axis=0) for i in range(len(x))])
 
 
 def crop_square(frame: np.ndarray, cx: float, cy: float, side: float, res: int, gray: bool) -> np.ndarray:
@@ -183,16 +185,23 @@ def preprocess_video(path: str, kind: str, nominal_fps: float, cfg: PrepConfig) 
         raise PreprocessError(f"{path}: too short to sample at {cfg.fps} fps")
     boxes = detect_faces(frames, cfg.detect_width)
     upsampled = False
-    if all(b is None for b in boxes):          # small faces: one retry at twice the size
+    if all(b is None for b in boxes):  # small faces: one retry at twice the size
         boxes, upsampled = detect_faces(frames, cfg.detect_width, upsample=1), True
     found = sum(b is not None for b in boxes)
     if found == 0:
         raise PreprocessError(f"{path}: no face found in any of {len(frames)} sampled frames")
     track = track_boxes(boxes, cfg.smooth)
     gray = cfg.channels == 1
-    crops = np.stack([crop_square(f, cx, cy, side * (1 + cfg.margin), cfg.res, gray)
-                      for f, (cx, cy, side) in zip(frames, track)])
-    return crops, {"native_fps": native, "native_frames": n, "frames": len(crops),
-                   "face_found": found, "upsampled": upsampled,
-                   "box_side": float(np.median(track[:, 2])), "decode_seconds": round(t1 - t0, 4),
-                   "face_seconds": round(time.perf_counter() - t1, 4)}
+    crops = np.stack(
+        [crop_square(f, cx, cy, side * (1 + cfg.margin), cfg.res, gray) for f, (cx, cy, side) in zip(frames, track)]
+    )
+    return crops, {
+        "native_fps": native,
+        "native_frames": n,
+        "frames": len(crops),
+        "face_found": found,
+        "upsampled": upsampled,
+        "box_side": float(np.median(track[:, 2])),
+        "decode_seconds": round(t1 - t0, 4),
+        "face_seconds": round(time.perf_counter() - t1, 4),
+    }

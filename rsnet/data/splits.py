@@ -11,6 +11,7 @@ Split names (a trial's `split` setting):
                      young->adult, female->male, male->female; one fold.
     within:<group>   UvA-NEMO's 10 folds restricted to one group (male, female, adult, young).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,12 @@ from ..protocols import mmi_authors_folds, uvanemo_table
 from .adapters import SPOS_SUBJECTS, DatasetError
 
 N_FOLDS = {"uvanemo": 10, "bbc": 10, "mmi": 9, "spos": 7}
-GROUPS = {"male": ("gender", "male"), "female": ("gender", "female"),
-          "adult": ("age_group", "adult"), "young": ("age_group", "young")}
+GROUPS = {
+    "male": ("gender", "male"),
+    "female": ("gender", "female"),
+    "adult": ("age_group", "adult"),
+    "young": ("age_group", "young"),
+}
 TRANSFERS = ("adult->young", "young->adult", "female->male", "male->female")
 CROSS_TARGETS = ("bbc", "mmi", "spos")
 MMI_FOLDS = ("authors", "balanced")
@@ -35,11 +40,12 @@ SPLITS = ("kfold", *(f"cross:{t}" for t in CROSS_TARGETS), *TRANSFERS, *(f"withi
 class SplitSpec:
     """A split's name, parsed once (`parse_split`): its kind, the dataset a cross split tests
     on, and the groups a group split trains and tests on."""
+
     name: str
-    kind: str                        # kfold | cross | transfer | within
-    target: str | None = None        # cross: the dataset tested on
-    train_group: str | None = None   # transfer: the group trained on; within: the group
-    test_group: str | None = None    # transfer: the group tested on; within: the group
+    kind: str  # kfold | cross | transfer | within
+    target: str | None = None  # cross: the dataset tested on
+    train_group: str | None = None  # transfer: the group trained on; within: the group
+    test_group: str | None = None  # transfer: the group tested on; within: the group
 
     def folds(self, dataset: str) -> list[int]:
         """The folds `all` expands to on this dataset."""
@@ -102,9 +108,11 @@ def _authors_mmi_folds(videos: pd.DataFrame) -> pd.Series:
     fold = ids.map(table)
     if fold.isna().any():
         outside = sorted(set(videos.subject[fold.isna()].astype(str)))
-        raise DatasetError(f"mmi: the selection's subject(s) {', '.join(outside)} are not in the authors' 9 folds "
-                           f"(subjects {', '.join(sorted(table, key=int))}); use mmi_folds: balanced for greedy "
-                           f"subject folds of another selection")
+        raise DatasetError(
+            f"mmi: the selection's subject(s) {', '.join(outside)} are not in the authors' 9 folds "
+            f"(subjects {', '.join(sorted(table, key=int))}); use mmi_folds: balanced for greedy "
+            f"subject folds of another selection"
+        )
     return fold.astype(int)
 
 
@@ -116,8 +124,11 @@ def _balanced_subject_folds(videos: pd.DataFrame, k: int) -> dict[str, int]:
     load = np.zeros((k, 2))
     out = {}
     for r in per.itertuples():
-        f = int(np.lexsort((np.arange(k), load[:, 1], load[:, 0]))[0]) if r.spont else \
-            int(np.lexsort((np.arange(k), load[:, 0], load[:, 1]))[0])
+        f = (
+            int(np.lexsort((np.arange(k), load[:, 1], load[:, 0]))[0])
+            if r.spont
+            else int(np.lexsort((np.arange(k), load[:, 0], load[:, 1]))[0])
+        )
         load[f] += (r.spont, r.total)
         out[r.subject] = f + 1
     return out
@@ -138,12 +149,14 @@ def folds_for(split: str, dataset: str) -> list[int]:
 
 def check_split(split: str, dataset: str) -> None:
     if parse_split(split).kind != "kfold" and dataset != "uvanemo":
-        raise ValueError(f"split {split!r} trains on UvA-NEMO (it has the attributes and the size); "
-                         f"got dataset {dataset!r}")
+        raise ValueError(
+            f"split {split!r} trains on UvA-NEMO (it has the attributes and the size); got dataset {dataset!r}"
+        )
 
 
-def make_split(split: str, fold: int, dataset: str, videos: pd.DataFrame,
-               target_videos: pd.DataFrame | None = None) -> Split:
+def make_split(
+    split: str, fold: int, dataset: str, videos: pd.DataFrame, target_videos: pd.DataFrame | None = None
+) -> Split:
     """Train and test tables for one fold of a split. `videos` are the trial dataset's (with a
     `fold` column from assign_folds); `target_videos` the target dataset's for cross:<t>."""
     valid = folds_for(split, dataset)

@@ -1,4 +1,5 @@
 """RealSmileNet and its variants. Public API: `build_model`, `VARIANTS`, `SmileNet`."""
+
 from .network import SmileNet, count_parameters, lengths_mask
 from .variants import VARIANTS, build_model
 

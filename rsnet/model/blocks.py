@@ -4,6 +4,7 @@ Shapes use B = videos, T = time steps, N = real (unpadded) frames of a batch, C/
 Every block here works on real frames only or takes per-video lengths, so a video's output
 never depends on the padding or on the other videos of its batch (see `network.SmileNet`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,8 @@ def frame_differences(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     (`frames[mask]` of a right-padded batch); lengths (B,) sums to N. -> (N, C, H, W).
     """
     diff = torch.empty_like(frames)
-    torch.sub(frames[1:], frames[:-1], out=diff[1:])              # (N - 1, C, H, W)
-    diff[torch.cumsum(lengths, 0) - lengths] = 0                  # each video's first frame
+    torch.sub(frames[1:], frames[:-1], out=diff[1:])  # (N - 1, C, H, W)
+    diff[torch.cumsum(lengths, 0) - lengths] = 0  # each video's first frame
     return diff
 
 
@@ -53,8 +54,15 @@ class TemporalSmileAttention(nn.Module):
 class ConvBNReLU(nn.Sequential):
     """Conv2d -> BatchNorm2d -> ReLU (the authors' `Convbn`)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, padding: int = 0, conv: type[nn.Conv2d] = nn.Conv2d,
-                 bn: type[nn.BatchNorm2d] = nn.BatchNorm2d):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        padding: int = 0,
+        conv: type[nn.Conv2d] = nn.Conv2d,
+        bn: type[nn.BatchNorm2d] = nn.BatchNorm2d,
+    ):
         super().__init__(conv(cin, cout, kernel, padding=padding), bn(cout), nn.ReLU(inplace=True))
 
 
@@ -73,8 +81,10 @@ class FacePatternNet(nn.Sequential):
         fast = {"conv": FrameConv2d, "bn": FrameBatchNorm2d}
         super().__init__(
             FrameBatchNorm2d(in_channels),
-            ConvBNReLU(in_channels, 4, 3, padding=1, **fast), AvgPool2x2(),
-            ConvBNReLU(4, 6, 3, padding=1, **fast), AvgPool2x2(),
+            ConvBNReLU(in_channels, 4, 3, padding=1, **fast),
+            AvgPool2x2(),
+            ConvBNReLU(4, 6, 3, padding=1, **fast),
+            AvgPool2x2(),
             nn.Dropout2d(0.2),
         )
 
@@ -93,15 +103,15 @@ class ConvLSTMCell(nn.Module):
         self.conv = nn.Conv2d(in_channels + hidden, 4 * hidden, 3, padding=1)
         if forget_bias is not None:  # 1.0 is the usual remedy for short LSTM memory
             with torch.no_grad():
-                self.conv.bias[hidden:2 * hidden].fill_(forget_bias)
+                self.conv.bias[hidden : 2 * hidden].fill_(forget_bias)
 
     def forward(self, e: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         h, c = state  # (B, hidden, H, W) each
-        z = self.conv(torch.cat([e, h], dim=1))                         # (B, 4 * hidden, H, W)
+        z = self.conv(torch.cat([e, h], dim=1))  # (B, 4 * hidden, H, W)
         # gates in the order i, f, o, g; one sigmoid for the three sigmoid gates
-        i, f, o = torch.sigmoid(z[:, :3 * self.hidden]).chunk(3, dim=1)
-        g = torch.tanh(z[:, 3 * self.hidden:])
-        c = torch.addcmul(f * c, i, g)                                  # f * c + i * g
+        i, f, o = torch.sigmoid(z[:, : 3 * self.hidden]).chunk(3, dim=1)
+        g = torch.tanh(z[:, 3 * self.hidden :])
+        c = torch.addcmul(f * c, i, g)  # f * c + i * g
         h = o * torch.tanh(c)
         return h, c
 
@@ -123,11 +133,11 @@ class ConvLSTM(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if self.bptt_by_hand and torch.is_grad_enabled() and x.device.type == "cpu":
             return convlstm_sequence(x, lengths, self.cell.conv)
-        B, _, _, H, W = x.shape              # (B, T, C, H, W)
+        B, _, _, H, W = x.shape  # (B, T, C, H, W)
         h = x.new_zeros(B, self.out_channels, H, W)
         c = torch.zeros_like(h)
         states = []
-        for x_t in x.unbind(1):              # unbind: one backward for all steps
+        for x_t in x.unbind(1):  # unbind: one backward for all steps
             h, c = self.cell(x_t, (h, c))
             states.append(h)
         # video b's state after its own last real frame: frames after its end never reach it
@@ -145,8 +155,7 @@ class RecurrentOverFlatFeatures(nn.Module):
         self.rnn = rnn_cls(in_features, hidden, batch_first=True)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed = nn.utils.rnn.pack_padded_sequence(x.flatten(2), lengths.cpu(), batch_first=True,
-                                                   enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(x.flatten(2), lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, state = self.rnn(packed)
         h_n = state[0] if isinstance(state, tuple) else state  # (1, B, hidden)
         return h_n[0]
@@ -169,10 +178,10 @@ class NonLocal2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, _, H, W = x.shape
-        theta = self.theta(x).flatten(2).transpose(1, 2)   # (B, HW, inter)
-        phi = self.phi(x).flatten(2)                       # (B, inter, HW/4)
-        g = self.g(x).flatten(2).transpose(1, 2)           # (B, HW/4, inter)
-        f = theta @ phi / phi.shape[-1]                    # (B, HW, HW/4), dot product / N
+        theta = self.theta(x).flatten(2).transpose(1, 2)  # (B, HW, inter)
+        phi = self.phi(x).flatten(2)  # (B, inter, HW/4)
+        g = self.g(x).flatten(2).transpose(1, 2)  # (B, HW/4, inter)
+        f = theta @ phi / phi.shape[-1]  # (B, HW, HW/4), dot product / N
         y = (f @ g).transpose(1, 2).reshape(B, self.inter, H, W)
         return self.W(y) + x
 

@@ -4,6 +4,7 @@ Each maps real frames (N, C, R, R) to features (N, out_channels, S, S) and state
 resolution R via `out_size`.  They follow the authors' code (after torchvision's ResNet, a
 CIFAR DenseNet and AlexNet), shrunk to fit 48x48 faces.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,9 @@ class MiniResNet(nn.Module):
 
     def __init__(self, in_channels: int = 3, blocks_per_stage: int = 2):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(16), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True)
+        )
         layers, cin = [], 16
         for cout, stride in ((16, 1), (32, 2), (64, 2)):
             for i in range(blocks_per_stage):
@@ -123,11 +125,19 @@ class MiniAlexNet(nn.Module):
     def __init__(self, in_channels: int = 3):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1),
-            nn.Conv2d(16, 48, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1),
-            nn.Conv2d(48, 96, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(96, 64, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1),
+            nn.Conv2d(in_channels, 16, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+            nn.Conv2d(16, 48, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+            nn.Conv2d(48, 96, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(96, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
         )
 
     @staticmethod

@@ -6,6 +6,7 @@ They see hundreds of frames of 3-6 channels at 48x48 per batch, where PyTorch's 
 are far from the memory bandwidth: bench/train.py measures the model with and without them.
 Off the CPU each is the plain layer.
 """
+
 from __future__ import annotations
 
 import torch
@@ -60,15 +61,15 @@ class _PerChannel:
         N, C, H, W = self.shape
         return r.view(N, H, W, C).permute(0, 3, 1, 2) if self.channels_last else r.view(N, C, H, W)
 
-    def sum(self, r: torch.Tensor) -> torch.Tensor:                      # (C,)
+    def sum(self, r: torch.Tensor) -> torch.Tensor:  # (C,)
         C, W = self.shape[1], self.shape[3]
         return r.sum(0).view(W, C).sum(0) if self.channels_last else r.sum(2).sum(0)
 
-    def dot(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:     # (C,) sums of a * b
+    def dot(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (C,) sums of a * b
         C, W = self.shape[1], self.shape[3]
         return (a * b).sum(0).view(W, C).sum(0) if self.channels_last else torch.linalg.vecdot(a, b).sum(0)
 
-    def expand(self, v: torch.Tensor) -> torch.Tensor:                   # (C,) -> broadcasts over rows
+    def expand(self, v: torch.Tensor) -> torch.Tensor:  # (C,) -> broadcasts over rows
         return v.repeat(self.shape[3]) if self.channels_last else v.view(1, -1, 1)
 
 
@@ -83,9 +84,9 @@ class _BatchNormTraining(torch.autograd.Function):
         per = _PerChannel(x)
         n = x.numel() // x.shape[1]
         rows = per.rows(x)
-        mean = per.sum(rows) / n                                           # (C,)
-        xc = rows - per.expand(mean)                                       # x - mean, as rows
-        var = per.dot(xc, xc) / n                                          # (C,)
+        mean = per.sum(rows) / n  # (C,)
+        xc = rows - per.expand(mean)  # x - mean, as rows
+        var = per.dot(xc, xc) / n  # (C,)
         invstd = torch.rsqrt(var + eps)
         y = torch.empty_like(x, memory_format=per.format)
         torch.addcmul(per.expand(bias), xc, per.expand(weight * invstd), out=per.rows(y))
@@ -101,7 +102,7 @@ class _BatchNormTraining(torch.autograd.Function):
         per = ctx.per
         n = xc.numel() // weight.shape[0]
         g = per.rows(g)
-        dbias = per.sum(g)                                                 # sum of g
+        dbias = per.sum(g)  # sum of g
         dweight = per.dot(g, xc) * invstd
         # dx = w * invstd * (g - dbias / n - xhat * dweight / n), xhat = xc * invstd
         a = weight * invstd
@@ -119,12 +120,18 @@ class FrameBatchNorm2d(nn.BatchNorm2d):
     parameters, is the parent's."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and self.track_running_stats and self.affine and x.device.type == "cpu"
-                and x.dtype == torch.float32 and x.dim() == 4):
+        if not (
+            self.training
+            and self.track_running_stats
+            and self.affine
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and x.dim() == 4
+        ):
             return super().forward(x)
         n = x.numel() // x.shape[1]
         if n < 2:
-            return super().forward(x)                  # the parent's error for a single value
+            return super().forward(x)  # the parent's error for a single value
         y, mean, var = _BatchNormTraining.apply(x, self.weight, self.bias, self.eps)
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
@@ -144,8 +151,8 @@ class AvgPool2x2(nn.Module):
         N, C, H, W = x.shape
         if H % 2 or W % 2 or x.device.type != "cpu":
             return F.avg_pool2d(x, 2)
-        rows = x.reshape(N, C, H // 2, 2, W).sum(3)                          # (N, C, H/2, W)
-        return rows.reshape(N, C, H // 2, W // 2, 2).sum(4).mul_(0.25)       # (N, C, H/2, W/2)
+        rows = x.reshape(N, C, H // 2, 2, W).sum(3)  # (N, C, H/2, W)
+        return rows.reshape(N, C, H // 2, W // 2, 2).sum(4).mul_(0.25)  # (N, C, H/2, W/2)
 
 
 def plain_layers(model: nn.Module) -> nn.Module:
@@ -160,6 +167,6 @@ def plain_layers(model: nn.Module) -> nn.Module:
             module.__class__ = nn.Conv2d
         elif isinstance(module, FrameBatchNorm2d):
             module.__class__ = nn.BatchNorm2d
-        elif hasattr(module, "bptt_by_hand"):                # blocks.ConvLSTM
+        elif hasattr(module, "bptt_by_hand"):  # blocks.ConvLSTM
             module.bptt_by_hand = False
     return model

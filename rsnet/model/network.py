@@ -9,6 +9,7 @@ Forward contract (all variants):
 Only real frames pass through the TSA and the encoder, so BatchNorm never sees padding in
 training, and in eval mode a video's score is the same alone or inside a padded batch.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,9 @@ def lengths_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
 
 
 class SmileNet(nn.Module):
-    def __init__(self, encoder: nn.Module, temporal: nn.Module, head: nn.Module,
-                 tsa: TemporalSmileAttention | None = None):
+    def __init__(
+        self, encoder: nn.Module, temporal: nn.Module, head: nn.Module, tsa: TemporalSmileAttention | None = None
+    ):
         super().__init__()
         self.tsa = tsa
         self.encoder = encoder
@@ -35,14 +37,14 @@ class SmileNet(nn.Module):
         """TSA + encoder on the real frames only, scattered back: (B, T, C, H, W) -> (B, T, C', S, S)."""
         B, T = frames.shape[:2]
         lengths = lengths.to(frames.device)
-        mask = lengths_mask(lengths, T)                          # (B, T)
-        x = frames[mask]                                         # (N, C, H, W), video after video
+        mask = lengths_mask(lengths, T)  # (B, T)
+        x = frames[mask]  # (N, C, H, W), video after video
         if x.device.type == "cpu" and getattr(self.encoder, "channels_last_input", False):
             x = x.contiguous(memory_format=torch.channels_last)  # same values, the encoder's layout
         if self.tsa is not None:
-            x = self.tsa(x, frame_differences(x, lengths))       # (N, C, H, W)
-        feats = self.encoder(x)                                  # (N, C', S, S)
-        out = feats.new_zeros((B, T) + feats.shape[1:])          # (B, T, C', S, S)
+            x = self.tsa(x, frame_differences(x, lengths))  # (N, C, H, W)
+        feats = self.encoder(x)  # (N, C', S, S)
+        out = feats.new_zeros((B, T) + feats.shape[1:])  # (B, T, C', S, S)
         out[mask] = feats
         return out
 
@@ -55,7 +57,7 @@ class SmileNet(nn.Module):
         return self.head.embed(self.hidden(frames, lengths))
 
     def logits(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(self.hidden(frames, lengths))           # (B, 1) or (B, 2)
+        return self.head(self.hidden(frames, lengths))  # (B, 1) or (B, 2)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return probability_of_spontaneous(self.logits(frames, lengths))  # (B,)

@@ -13,6 +13,7 @@ The wider encoders use the authors' ConvLSTM(64 -> 64) and their wider classific
 (The authors' code also drops the TSA for those encoders and for lstm/gru; here each variant
 keeps every component it does not replace, so an ablation isolates one change.)
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -107,8 +108,9 @@ VARIANTS: dict[str, Callable[..., SmileNet]] = {
 }
 
 
-def build_model(variant: str = "full", in_channels: int = 3, resolution: int = 48,
-                forget_bias: float | None = None) -> SmileNet:
+def build_model(
+    variant: str = "full", in_channels: int = 3, resolution: int = 48, forget_bias: float | None = None
+) -> SmileNet:
     """Build a model variant by name.
 
     variant: one of VARIANTS; in_channels: 1 (gray) or 3 (colour); resolution: face crop side

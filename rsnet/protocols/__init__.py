@@ -1,4 +1,5 @@
 """Protocol tables shipped with rsnet (sources in SOURCES.md beside this file)."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -6,6 +6,7 @@ comparisons of ablations; tables.py and figures.py shape them as the paper's
 Table 2, Table 3, Fig. 6, the cross-domain table and Fig. 7; write.py writes Markdown, CSV
 and LaTeX for every table, PNG figures, and one index.md that shows everything together.
 """
+
 from .write import build_report
 
 __all__ = ["build_report"]

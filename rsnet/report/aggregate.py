@@ -18,6 +18,7 @@ Definitions (stated in every report):
   over test videos (each video's difference averaged over seeds: a video counts once), and
   that p-value Holm-adjusted over the sweep's settings compared on the same dataset and protocol.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,22 @@ from scipy import stats
 
 from ..data.splits import folds_for
 
-CELL = ["sweep", "dataset", "split", "setting", "variant", "loss_weighting", "temporal_control", "fps",
-        "resolution", "channels", "lr", "batch_size", "epochs", "forget_bias"]
+CELL = [
+    "sweep",
+    "dataset",
+    "split",
+    "setting",
+    "variant",
+    "loss_weighting",
+    "temporal_control",
+    "fps",
+    "resolution",
+    "channels",
+    "lr",
+    "batch_size",
+    "epochs",
+    "forget_bias",
+]
 
 
 def _cells(trials: pd.DataFrame) -> pd.DataFrame:
@@ -46,12 +61,18 @@ def per_seed(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
         done = g[g.status == "finished"]
         expected = set(folds_for(g.split.iloc[0], g.dataset.iloc[0])) | set(g.fold)
         pred = predictions[predictions.trial.isin(done.trial)]
-        correct = (pred.predicted == pred.label)
-        rows.append({**dict(zip(CELL + ["seed"], key)), "folds_done": done.fold.nunique(),
-                     "folds_expected": len(expected), "videos": len(pred),
-                     "pooled": float(correct.mean()) if len(pred) else np.nan,
-                     "mean_of_folds": float(done.accuracy.astype(float).mean()) if len(done) else np.nan,
-                     "synthetic": bool(done.synthetic.fillna(False).astype(bool).any())})
+        correct = pred.predicted == pred.label
+        rows.append(
+            {
+                **dict(zip(CELL + ["seed"], key)),
+                "folds_done": done.fold.nunique(),
+                "folds_expected": len(expected),
+                "videos": len(pred),
+                "pooled": float(correct.mean()) if len(pred) else np.nan,
+                "mean_of_folds": float(done.accuracy.astype(float).mean()) if len(done) else np.nan,
+                "synthetic": bool(done.synthetic.fillna(False).astype(bool).any()),
+            }
+        )
     out = pd.DataFrame(rows)
     if len(out):
         out["complete"] = out.folds_done == out.folds_expected
@@ -89,10 +110,23 @@ def summarise(seeds: pd.DataFrame) -> pd.DataFrame:
             flag = f"(partial: {trials_done}/{trials_expected} trials)"
         else:
             flag = "(no results)"
-        rows.append({**dict(zip(CELL, key)), "mean": m, "std": s, "ci_low": lo, "ci_high": hi,
-                     "mean_of_folds": mf, "mean_of_folds_std": sf, "seeds_complete": len(complete),
-                     "seeds_expected": len(g), "trials_done": trials_done, "trials_expected": trials_expected,
-                     "flag": flag, "synthetic": bool(g.synthetic.any())})
+        rows.append(
+            {
+                **dict(zip(CELL, key)),
+                "mean": m,
+                "std": s,
+                "ci_low": lo,
+                "ci_high": hi,
+                "mean_of_folds": mf,
+                "mean_of_folds_std": sf,
+                "seeds_complete": len(complete),
+                "seeds_expected": len(g),
+                "trials_done": trials_done,
+                "trials_expected": trials_expected,
+                "flag": flag,
+                "synthetic": bool(g.synthetic.any()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -119,9 +153,16 @@ def honesty(trials: pd.DataFrame) -> pd.DataFrame:
     if t.empty:
         return pd.DataFrame()
     num = t.assign(**{c: t[c].astype(float) for c in ("accuracy", "final_epoch_accuracy", "optimistic_accuracy")})
-    out = num.groupby(CELL, dropna=False, sort=True).agg(
-        trials=("trial", "count"), headline=("accuracy", "mean"), final_epoch=("final_epoch_accuracy", "mean"),
-        optimistic=("optimistic_accuracy", "mean"),
-        synthetic=("synthetic", lambda v: bool(v.fillna(False).astype(bool).any()))).reset_index()
+    out = (
+        num.groupby(CELL, dropna=False, sort=True)
+        .agg(
+            trials=("trial", "count"),
+            headline=("accuracy", "mean"),
+            final_epoch=("final_epoch_accuracy", "mean"),
+            optimistic=("optimistic_accuracy", "mean"),
+            synthetic=("synthetic", lambda v: bool(v.fillna(False).astype(bool).any())),
+        )
+        .reset_index()
+    )
     out["gap"] = out.optimistic - out.headline
     return out

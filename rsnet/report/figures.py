@@ -1,6 +1,7 @@
 """The report's figures as PNG (matplotlib, no display): Fig. 6 heatmaps of accuracy over
 fps x resolution, Fig. 7 subgroup accuracy and misprediction shares, learning curves per
 variant from metrics.jsonl. Every title says when the data are synthetic."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,14 @@ def fps_resolution_heatmaps(cells: pd.DataFrame, out: Path) -> list[Path]:
         values = grid.to_numpy(dtype=float)
         middle = np.nanmean(values)
         for (i, j), v in np.ndenumerate(values):
-            ax.text(j, i, "—" if np.isnan(v) else f"{100 * v:.1f}", ha="center", va="center",
-                    color="k" if v > middle else "w")
+            ax.text(
+                j,
+                i,
+                "—" if np.isnan(v) else f"{100 * v:.1f}",
+                ha="center",
+                va="center",
+                color="k" if v > middle else "w",
+            )
         fig.colorbar(im, ax=ax, label="accuracy (%)")
         partial = " (some cells incomplete: see fps_resolution.md)" if (g.flag != "").any() else ""
         ax.set_title(_title(f"Fig. 6 ({sweep}, {dataset}){partial}", bool(g.synthetic.any())), fontsize=9)
@@ -52,8 +59,7 @@ def fps_resolution_heatmaps(cells: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
-def subgroup_figures(subgroups: pd.DataFrame, mispredictions: pd.DataFrame, out: Path,
-                     synthetic: bool) -> list[Path]:
+def subgroup_figures(subgroups: pd.DataFrame, mispredictions: pd.DataFrame, out: Path, synthetic: bool) -> list[Path]:
     """Fig. 7: accuracy within each group (left) and where the mispredictions fall (right)."""
     paths = []
     for sweep in sorted(set(subgroups.sweep) | set(mispredictions.sweep)):

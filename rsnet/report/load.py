@@ -6,6 +6,7 @@ A sweep directory is one that holds `trials/`. When it also holds the `plan.json
 started are listed too (status `not started`), so that a cell knows how many folds and seeds
 it should have.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,9 @@ class SweepResults:
     name: str
     path: Path
     description: str
-    trials: pd.DataFrame        # one row per trial (rsnet.sweep.table.COLUMNS + sweep); trial = '<sweep>/<name>'
-    predictions: pd.DataFrame   # finished trials' test predictions: trial, video, subject, label, score, predicted
-    curves: pd.DataFrame        # metrics.jsonl rows of every trial: trial, epoch, train_loss, ..., test_acc
+    trials: pd.DataFrame  # one row per trial (rsnet.sweep.table.COLUMNS + sweep); trial = '<sweep>/<name>'
+    predictions: pd.DataFrame  # finished trials' test predictions: trial, video, subject, label, score, predicted
+    curves: pd.DataFrame  # metrics.jsonl rows of every trial: trial, epoch, train_loss, ..., test_acc
 
 
 def find_sweeps(path) -> list[Path]:
@@ -49,9 +50,9 @@ def _planned(sweep_dir: Path) -> tuple[list[tuple[str, str, dict]], str]:
         try:
             sweep = load_sweep(spec_path)
             description = sweep.description.strip()
-            if not plan.exists():      # expand the file only when the runner left no plan
+            if not plan.exists():  # expand the file only when the runner left no plan
                 planned = [(t.name, t.setting, t.config.to_dict()) for t in sweep.trials("/")]
-        except SweepError as e:      # an edited copy: report what the trial directories hold
+        except SweepError as e:  # an edited copy: report what the trial directories hold
             print(f"report: {e}; using the trial directories only")
     return planned, description
 
@@ -59,8 +60,10 @@ def _planned(sweep_dir: Path) -> tuple[list[tuple[str, str, dict]], str]:
 def _expected(sweep_dir: Path) -> tuple[pd.DataFrame, str]:
     """Rows (status 'not started') for the trials the sweep defines, and its description."""
     planned, description = _planned(sweep_dir)
-    rows = [{"trial": name, **{k: cfg.get(k) for k in AXES}, "setting": setting, "status": "not started",
-             "epochs_done": 0} for name, setting, cfg in planned]
+    rows = [
+        {"trial": name, **{k: cfg.get(k) for k in AXES}, "setting": setting, "status": "not started", "epochs_done": 0}
+        for name, setting, cfg in planned
+    ]
     return pd.DataFrame(rows, columns=COLUMNS), description
 
 
@@ -76,8 +79,11 @@ def _read_csvs(trial_dirs: list[Path], name: str) -> pd.DataFrame:
         if f.exists():
             df = pd.read_csv(f, dtype={"video": str, "subject": str})
             frames.append(df.assign(trial=_key(d)))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["video", "subject", "label", "score", "predicted", "trial"])
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["video", "subject", "label", "score", "predicted", "trial"])
+    )
 
 
 def _read_curves(trial_dirs: list[Path]) -> pd.DataFrame:
@@ -109,12 +115,13 @@ def load_results(sweep_dir) -> SweepResults:
     trials = pd.concat([observed, missing], ignore_index=True) if len(missing) else observed
     trials = trials.assign(sweep=sweep_dir.name)
     trials["setting"] = trials.setting.fillna("").astype(str)
-    trials.loc[trials.setting == "", "setting"] = trials.variant     # no setting axis: name cells by variant
+    trials.loc[trials.setting == "", "setting"] = trials.variant  # no setting axis: name cells by variant
     finished = [sweep_dir / "trials" / t for t in trials.trial[trials.status == "finished"]]
     every = [sweep_dir / "trials" / t for t in trials.trial[trials.status != "not started"]]
     trials["trial"] = sweep_dir.name + "/" + trials.trial
-    return SweepResults(sweep_dir.name, sweep_dir, description, trials,
-                        _read_csvs(finished, "predictions.csv"), _read_curves(every))
+    return SweepResults(
+        sweep_dir.name, sweep_dir, description, trials, _read_csvs(finished, "predictions.csv"), _read_curves(every)
+    )
 
 
 def load_all(path) -> list[SweepResults]:

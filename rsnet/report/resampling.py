@@ -12,6 +12,7 @@ videos (every fold's videos side by side), and
   seeds); p-values are Holm-adjusted within each family: one sweep's settings against the same
   reference on one dataset and protocol.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,11 +40,11 @@ def hierarchical_bootstrap(m: np.ndarray, folds: np.ndarray, n: int = RESAMPLES,
     present = ~np.isnan(m)
     m = np.where(present, m, 0.0)
     s, v = m.shape
-    w_seed = _counts(rng.integers(0, s, (n, s)), s)                                # (n, S)
+    w_seed = _counts(rng.integers(0, s, (n, s)), s)  # (n, S)
     w_video = np.zeros((n, v))
     for f in np.unique(folds):
         cols = np.flatnonzero(folds == f)
-        w_video += _counts(cols[rng.integers(0, len(cols), (n, len(cols)))], v)     # (n, V)
+        w_video += _counts(cols[rng.integers(0, len(cols), (n, len(cols)))], v)  # (n, V)
     return ((w_seed @ m) * w_video).sum(axis=1) / ((w_seed @ present) * w_video).sum(axis=1)
 
 
@@ -56,8 +57,14 @@ def sign_flip_p(per_video: np.ndarray, seed: int = 0) -> float:
     d = np.asarray(per_video, dtype=float)
     if len(d) == 0 or not np.any(d):
         return 1.0 if len(d) else np.nan
-    res = stats.permutation_test((d,), lambda x, axis: np.mean(x, axis=axis), permutation_type="samples",
-                                 vectorized=True, n_resamples=9999, random_state=seed)
+    res = stats.permutation_test(
+        (d,),
+        lambda x, axis: np.mean(x, axis=axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=9999,
+        random_state=seed,
+    )
     return float(res.pvalue)
 
 
@@ -77,7 +84,8 @@ def correct_matrix(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
     right, 0 where wrong, NaN where that seed has no trial of the fold."""
     p = predictions.merge(trials[["trial", "seed", "fold"]], on="trial")
     return p.assign(correct=(p.predicted == p.label).astype(float)).pivot_table(
-        index="seed", columns=["fold", "video"], values="correct", aggfunc="first")
+        index="seed", columns=["fold", "video"], values="correct", aggfunc="first"
+    )
 
 
 def video_intervals(trials: pd.DataFrame, predictions: pd.DataFrame, seeds: pd.DataFrame) -> pd.DataFrame:
@@ -89,8 +97,11 @@ def video_intervals(trials: pd.DataFrame, predictions: pd.DataFrame, seeds: pd.D
     for key, g in complete.groupby(CELL, dropna=False, sort=True):
         cell = t.merge(g[CELL + ["seed"]], on=CELL + ["seed"])
         m = correct_matrix(cell, predictions)
-        lo, hi = percentile_interval(hierarchical_bootstrap(m.to_numpy(), m.columns.get_level_values(0).to_numpy())) \
-            if m.size else (np.nan, np.nan)
+        lo, hi = (
+            percentile_interval(hierarchical_bootstrap(m.to_numpy(), m.columns.get_level_values(0).to_numpy()))
+            if m.size
+            else (np.nan, np.nan)
+        )
         rows.append({**dict(zip(CELL, key)), "video_low": lo, "video_high": hi})
     return pd.DataFrame(rows, columns=CELL + ["video_low", "video_high"])
 
@@ -109,24 +120,57 @@ def paired(trials: pd.DataFrame, predictions: pd.DataFrame, reference: str = "fu
         family = []
         for setting, h in g[g.setting != reference].groupby("setting", sort=True):
             if ref.duplicated(["seed", "fold"]).any() or h.duplicated(["seed", "fold"]).any():
-                print(f"report: {key}: {setting} against {reference} is ambiguous (several trials per seed "
-                      f"and fold, another axis varies); not compared")
+                print(
+                    f"report: {key}: {setting} against {reference} is ambiguous (several trials per seed "
+                    f"and fold, another axis varies); not compared"
+                )
                 continue
-            both = ref.merge(h, on=["seed", "fold"], suffixes=("_ref", ""))[["seed", "fold", "trial", "trial_ref",
-                                                                             "accuracy", "accuracy_ref"]]
+            both = ref.merge(h, on=["seed", "fold"], suffixes=("_ref", ""))[
+                ["seed", "fold", "trial", "trial_ref", "accuracy", "accuracy_ref"]
+            ]
             trial_diff = (both.accuracy - both.accuracy_ref).to_numpy()
             m_set = correct_matrix(both, predictions)
             m_ref = correct_matrix(both.drop(columns="trial").rename(columns={"trial_ref": "trial"}), predictions)
             cols = m_set.columns.intersection(m_ref.columns)
-            d = (m_set[cols] - m_ref[cols]).to_numpy()                  # (seeds, videos), NaN: no pair
-            lo, hi = percentile_interval(hierarchical_bootstrap(d, cols.get_level_values(0).to_numpy())) \
-                if d.size else (np.nan, np.nan)
-            family.append({**dict(zip(PAIR_KEYS, key)), "setting": setting, "reference": reference,
-                           "pairs": len(both), "videos": d.shape[1], "mean_diff": float(np.nanmean(d)) if d.size else np.nan,
-                           "ci_low": lo, "ci_high": hi, "p": sign_flip_p(np.nanmean(d, axis=0)) if d.size else np.nan,
-                           "better": int((trial_diff > 0).sum()), "worse": int((trial_diff < 0).sum()),
-                           "ties": int((trial_diff == 0).sum())})
+            d = (m_set[cols] - m_ref[cols]).to_numpy()  # (seeds, videos), NaN: no pair
+            lo, hi = (
+                percentile_interval(hierarchical_bootstrap(d, cols.get_level_values(0).to_numpy()))
+                if d.size
+                else (np.nan, np.nan)
+            )
+            family.append(
+                {
+                    **dict(zip(PAIR_KEYS, key)),
+                    "setting": setting,
+                    "reference": reference,
+                    "pairs": len(both),
+                    "videos": d.shape[1],
+                    "mean_diff": float(np.nanmean(d)) if d.size else np.nan,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "p": sign_flip_p(np.nanmean(d, axis=0)) if d.size else np.nan,
+                    "better": int((trial_diff > 0).sum()),
+                    "worse": int((trial_diff < 0).sum()),
+                    "ties": int((trial_diff == 0).sum()),
+                }
+            )
         for row, adjusted in zip(family, holm([r["p"] for r in family])):
             rows.append({**row, "p_holm": adjusted})
-    return pd.DataFrame(rows, columns=[*PAIR_KEYS, "setting", "reference", "pairs", "videos", "mean_diff",
-                                       "ci_low", "ci_high", "p", "p_holm", "better", "worse", "ties"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            *PAIR_KEYS,
+            "setting",
+            "reference",
+            "pairs",
+            "videos",
+            "mean_diff",
+            "ci_low",
+            "ci_high",
+            "p",
+            "p_holm",
+            "better",
+            "worse",
+            "ties",
+        ],
+    )

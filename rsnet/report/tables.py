@@ -1,6 +1,7 @@
 """The report's tables as DataFrames: Table 2, Table 3 (+ paired comparison), the fps x
 resolution grid (Fig. 6), cross-domain, subgroups and mispredictions (Fig. 7), honest versus
 optimistic accuracy, and failed trials. Values are percentages formatted by `aggregate.fmt`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ HYPER = {"lr": "lr", "batch_size": "batch", "epochs": "epochs", "forget_bias": "
 
 @dataclass
 class Table:
-    name: str          # file stem
+    name: str  # file stem
     title: str
     df: pd.DataFrame
     note: str = ""
@@ -65,8 +66,15 @@ def majority(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.Series:
 def _published_rows(table: str, name_column: str) -> list[dict]:
     pub = published()
     pub = pub[pub.table.isin([table, "majority"])]
-    return [{name_column: r["method"], "process": r["process_type"], "source": f"published: {r['source']}",
-             **{d: r[d] or "—" for d in DATASETS}} for r in pub.to_dict("records")]
+    return [
+        {
+            name_column: r["method"],
+            "process": r["process_type"],
+            "source": f"published: {r['source']}",
+            **{d: r[d] or "—" for d in DATASETS},
+        }
+        for r in pub.to_dict("records")
+    ]
 
 
 def _majority_cell(majority_pct: pd.Series, dataset: str, split: str) -> str:
@@ -74,8 +82,12 @@ def _majority_cell(majority_pct: pd.Series, dataset: str, split: str) -> str:
 
 
 def _our_majority_row(name_column: str, majority_pct: pd.Series) -> dict:
-    return {name_column: "majority class", "process": "", "source": "this run: the test videos' larger class",
-            **{d: _majority_cell(majority_pct, d, "kfold") for d in DATASETS}}
+    return {
+        name_column: "majority class",
+        "process": "",
+        "source": "this run: the test videos' larger class",
+        **{d: _majority_cell(majority_pct, d, "kfold") for d in DATASETS},
+    }
 
 
 def _differs(value, default) -> bool:
@@ -95,13 +107,20 @@ def _label(row) -> str:
 
 
 def _is_default_model(cells: pd.DataFrame) -> pd.Series:
-    return ((cells.variant == "full") & (cells.loss_weighting == DEFAULTS.loss_weighting)
-            & (cells.temporal_control == "none"))
+    return (
+        (cells.variant == "full")
+        & (cells.loss_weighting == DEFAULTS.loss_weighting)
+        & (cells.temporal_control == "none")
+    )
 
 
 def _base_protocol(cells: pd.DataFrame) -> pd.Series:
-    return ((cells.split == "kfold") & (cells.fps == DEFAULTS.fps) & (cells.resolution == DEFAULTS.resolution)
-            & (cells.channels == DEFAULTS.channels))
+    return (
+        (cells.split == "kfold")
+        & (cells.fps == DEFAULTS.fps)
+        & (cells.resolution == DEFAULTS.resolution)
+        & (cells.channels == DEFAULTS.channels)
+    )
 
 
 def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
@@ -111,16 +130,27 @@ def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
     ours = cells[_is_default_model(cells) & _base_protocol(cells)]
     for (label, agg), g in _by_label(ours):
         by_dataset = g.set_index("dataset")
-        value = cell_value if agg == "pooled" else (lambda c: fmt(c["mean_of_folds"], c["mean_of_folds_std"], c["flag"]))
-        rows.append({"method": f"RealSmileNet, {label}", "process": "fully-automatic", "source": f"this run, {agg}",
-                     **{d: value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in DATASETS}})
+        value = (
+            cell_value if agg == "pooled" else (lambda c: fmt(c["mean_of_folds"], c["mean_of_folds_std"], c["flag"]))
+        )
+        rows.append(
+            {
+                "method": f"RealSmileNet, {label}",
+                "process": "fully-automatic",
+                "source": f"this run, {agg}",
+                **{d: value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in DATASETS},
+            }
+        )
     rows.append(_our_majority_row("method", majority_pct))
-    return Table("table2", "Table 2: accuracy (%) on the four datasets, mean ± std over seeds",
-                 pd.DataFrame(rows, columns=["method", "process", "source", *DATASETS]),
-                 "Published rows are as printed in Yang et al. (ACCV 2020), each with its source; '—' where the "
-                 "paper prints none or this run has none. 'majority class' rows: what always answering the larger "
-                 "class scores on the paper's test videos and on this run's.",
-                 bool(ours.synthetic.any()))
+    return Table(
+        "table2",
+        "Table 2: accuracy (%) on the four datasets, mean ± std over seeds",
+        pd.DataFrame(rows, columns=["method", "process", "source", *DATASETS]),
+        "Published rows are as printed in Yang et al. (ACCV 2020), each with its source; '—' where the "
+        "paper prints none or this run has none. 'majority class' rows: what always answering the larger "
+        "class scores on the paper's test videos and on this run's.",
+        bool(ours.synthetic.any()),
+    )
 
 
 def _by_label(ours: pd.DataFrame):
@@ -139,107 +169,188 @@ def table3(cells: pd.DataFrame, pairs: pd.DataFrame, majority_pct: pd.Series) ->
     rows = [{"sweep": "published", **r} for r in _published_rows("table3", "setting")]
     for (sweep, setting), g in k.groupby(["sweep", "setting"], sort=False):
         by_dataset = g.set_index("dataset")
-        rows.append({"sweep": sweep, "setting": setting, "source": "this run, pooled",
-                     **{d: cell_value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in DATASETS}})
+        rows.append(
+            {
+                "sweep": sweep,
+                "setting": setting,
+                "source": "this run, pooled",
+                **{d: cell_value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in DATASETS},
+            }
+        )
     rows.append({"sweep": "", **_our_majority_row("setting", majority_pct)})
-    t3 = Table("table3", "Table 3: ablations, accuracy (%) pooled over folds, mean ± std over seeds",
-               pd.DataFrame(rows, columns=["sweep", "setting", "source", *DATASETS]),
-               "Rows of sweep 'published' are as printed in Yang et al. (ACCV 2020), Table 3.",
-               synthetic=bool(k.synthetic.any()))
+    t3 = Table(
+        "table3",
+        "Table 3: ablations, accuracy (%) pooled over folds, mean ± std over seeds",
+        pd.DataFrame(rows, columns=["sweep", "setting", "source", *DATASETS]),
+        "Rows of sweep 'published' are as printed in Yang et al. (ACCV 2020), Table 3.",
+        synthetic=bool(k.synthetic.any()),
+    )
     p = pairs.copy()
     if len(p):
         for c in ("mean_diff", "ci_low", "ci_high"):
             p[c] = (100 * p[c]).round(2)
         for c in ("p", "p_holm"):
             p[c] = [f"{v:.2g}" if pd.notna(v) else "" for v in p[c]]
-    paired = Table("table3_paired", "Ablations against the full model on the same trials' test videos: "
-                   "difference in pooled accuracy (percentage points)", p,
-                   "mean_diff = setting - reference over the (seed, fold) trials both have (pairs) and their test "
-                   "videos; ci = 95% bootstrap interval over seeds and test videos; p = sign-flip permutation test "
-                   "over test videos, p_holm = Holm-adjusted over the settings compared on the same dataset and "
-                   "protocol; better/worse/ties count trial pairs.",
-                   synthetic=t3.synthetic)
+    paired = Table(
+        "table3_paired",
+        "Ablations against the full model on the same trials' test videos: "
+        "difference in pooled accuracy (percentage points)",
+        p,
+        "mean_diff = setting - reference over the (seed, fold) trials both have (pairs) and their test "
+        "videos; ci = 95% bootstrap interval over seeds and test videos; p = sign-flip permutation test "
+        "over test videos, p_holm = Holm-adjusted over the settings compared on the same dataset and "
+        "protocol; better/worse/ties count trial pairs.",
+        synthetic=t3.synthetic,
+    )
     return [t3, paired]
 
 
 def fps_resolution(cells: pd.DataFrame) -> Table:
     """Fig. 6 as a table: the full model over fps (rows) x resolution (columns)."""
     c = cells[_is_default_model(cells) & (cells.split == "kfold")]
-    c = c[c.groupby(["sweep", "dataset"]).fps.transform("nunique") * c.groupby(["sweep", "dataset"])
-          .resolution.transform("nunique") > 1]
+    c = c[
+        c.groupby(["sweep", "dataset"]).fps.transform("nunique")
+        * c.groupby(["sweep", "dataset"]).resolution.transform("nunique")
+        > 1
+    ]
     c = c.assign(value=[cell_value(r) for _, r in c.iterrows()])
     df = c.pivot_table(index=["sweep", "dataset", "fps"], columns="resolution", values="value", aggfunc="first")
     df.columns = [f"{r} px" for r in df.columns]
-    return Table("fps_resolution", "Fig. 6: accuracy (%) over frame rate (fps) and face resolution",
-                 df.reset_index(), synthetic=bool(c.synthetic.any()))
+    return Table(
+        "fps_resolution",
+        "Fig. 6: accuracy (%) over frame rate (fps) and face resolution",
+        df.reset_index(),
+        synthetic=bool(c.synthetic.any()),
+    )
 
 
 def cross_domain(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
     """Ours beside the paper's figure for the same train -> test pair, and the majority class of
     our test videos (a cross-domain 82.5 % on SPOS is what always answering 'spontaneous' scores)."""
     c = cells[cells.split.map(lambda s: parse_split(s).kind in ("cross", "transfer")).astype(bool)]
-    pub = {(r["train"].replace(":", " "), r["test"].replace(":", " ")): r["accuracy"]
-           for r in published_cross_domain().to_dict("records")}
+    pub = {
+        (r["train"].replace(":", " "), r["test"].replace(":", " ")): r["accuracy"]
+        for r in published_cross_domain().to_dict("records")
+    }
     rows = []
     for _, r in c.iterrows():
         split = parse_split(r.split)
         train, test = split.train_label(r.dataset), split.test_label(r.dataset)
-        rows.append({"sweep": r.sweep, "setting": r.setting, "train": train, "test": test,
-                     "accuracy": cell_value(r),
-                     "published": pub.get((train.replace(" (all)", ""), test), "—"),
-                     "majority class": _majority_cell(majority_pct, r.dataset, r.split)})
-    return Table("cross_domain", "Cross-domain generalisation: accuracy (%) on the test domain",
-                 pd.DataFrame(rows, columns=["sweep", "setting", "train", "test", "accuracy", "published",
-                                             "majority class"]),
-                 "published: Yang et al. (ACCV 2020), Section 4.2, for the same train -> test pair; majority class: "
-                 "always answering the larger class of this run's test videos.",
-                 synthetic=bool(c.synthetic.any()))
+        rows.append(
+            {
+                "sweep": r.sweep,
+                "setting": r.setting,
+                "train": train,
+                "test": test,
+                "accuracy": cell_value(r),
+                "published": pub.get((train.replace(" (all)", ""), test), "—"),
+                "majority class": _majority_cell(majority_pct, r.dataset, r.split),
+            }
+        )
+    return Table(
+        "cross_domain",
+        "Cross-domain generalisation: accuracy (%) on the test domain",
+        pd.DataFrame(rows, columns=["sweep", "setting", "train", "test", "accuracy", "published", "majority class"]),
+        "published: Yang et al. (ACCV 2020), Section 4.2, for the same train -> test pair; majority class: "
+        "always answering the larger class of this run's test videos.",
+        synthetic=bool(c.synthetic.any()),
+    )
 
 
 def subgroups(cells: pd.DataFrame) -> Table:
     c = cells[cells.split.map(lambda s: parse_split(s).kind == "within").astype(bool)]
-    rows = [{"sweep": r.sweep, "setting": r.setting, "group": parse_split(r.split).test_group,
-             "accuracy": cell_value(r), "mean": r["mean"], "std": r["std"]} for _, r in c.iterrows()]
-    return Table("subgroups", "Fig. 7 (left): accuracy (%) when training and testing within one UvA-NEMO group",
-                 pd.DataFrame(rows, columns=["sweep", "setting", "group", "accuracy", "mean", "std"]),
-                 synthetic=bool(c.synthetic.any()))
+    rows = [
+        {
+            "sweep": r.sweep,
+            "setting": r.setting,
+            "group": parse_split(r.split).test_group,
+            "accuracy": cell_value(r),
+            "mean": r["mean"],
+            "std": r["std"],
+        }
+        for _, r in c.iterrows()
+    ]
+    return Table(
+        "subgroups",
+        "Fig. 7 (left): accuracy (%) when training and testing within one UvA-NEMO group",
+        pd.DataFrame(rows, columns=["sweep", "setting", "group", "accuracy", "mean", "std"]),
+        synthetic=bool(c.synthetic.any()),
+    )
 
 
 def mispredictions(trials: pd.DataFrame, predictions: pd.DataFrame) -> Table:
     """Fig. 7 (right): how the full model's UvA-NEMO test mispredictions spread over gender x age
     group, against how the test videos spread (every seed's predictions counted)."""
-    t = trials[(trials.status == "finished") & (trials.dataset == "uvanemo") & _is_default_model(trials)
-               & _base_protocol(trials)]
+    t = trials[
+        (trials.status == "finished")
+        & (trials.dataset == "uvanemo")
+        & _is_default_model(trials)
+        & _base_protocol(trials)
+    ]
     p = predictions.merge(t[["trial", "sweep", "setting", "synthetic"]], on="trial")
     meta = uvanemo_table().drop_duplicates("subject").set_index("subject")
-    p = p.assign(gender=p.subject.map(meta.gender), age_group=p.subject.map(meta.age.map(age_group)),
-                 wrong=(p.predicted != p.label))
+    p = p.assign(
+        gender=p.subject.map(meta.gender),
+        age_group=p.subject.map(meta.age.map(age_group)),
+        wrong=(p.predicted != p.label),
+    )
     p = p.dropna(subset=["gender"])
-    cols = ["sweep", "setting", "gender", "age_group", "videos", "mispredicted", "share_of_videos",
-            "share_of_mispredictions", "accuracy"]
+    cols = [
+        "sweep",
+        "setting",
+        "gender",
+        "age_group",
+        "videos",
+        "mispredicted",
+        "share_of_videos",
+        "share_of_mispredictions",
+        "accuracy",
+    ]
     if p.empty:
         return Table("mispredictions", "Fig. 7 (right): mispredictions over subgroups", pd.DataFrame(columns=cols))
-    g = p.groupby(["sweep", "setting", "gender", "age_group"]).agg(videos=("wrong", "size"),
-                                                                    mispredicted=("wrong", "sum")).reset_index()
+    g = (
+        p.groupby(["sweep", "setting", "gender", "age_group"])
+        .agg(videos=("wrong", "size"), mispredicted=("wrong", "sum"))
+        .reset_index()
+    )
     tot = g.groupby(["sweep", "setting"])[["videos", "mispredicted"]].transform("sum")
     g["share_of_videos"] = (100 * g.videos / tot.videos).round(1)
     g["share_of_mispredictions"] = (100 * g.mispredicted / tot.mispredicted.where(tot.mispredicted > 0)).round(1)
     g["accuracy"] = (100 * (1 - g.mispredicted / g.videos)).round(1)
-    return Table("mispredictions", "Fig. 7 (right): the full model's UvA-NEMO mispredictions over gender x age "
-                 "group (%), all seeds and folds", g[cols], synthetic=bool(p.synthetic.fillna(False).astype(bool).any()))
+    return Table(
+        "mispredictions",
+        "Fig. 7 (right): the full model's UvA-NEMO mispredictions over gender x age group (%), all seeds and folds",
+        g[cols],
+        synthetic=bool(p.synthetic.fillna(False).astype(bool).any()),
+    )
 
 
 def honesty_table(h: pd.DataFrame) -> Table:
-    cols = ["sweep", "dataset", "split", "setting", "fps", "resolution", "trials", "headline", "final_epoch",
-            "optimistic", "gap"]
+    cols = [
+        "sweep",
+        "dataset",
+        "split",
+        "setting",
+        "fps",
+        "resolution",
+        "trials",
+        "headline",
+        "final_epoch",
+        "optimistic",
+        "gap",
+    ]
     df = h[cols].copy() if len(h) else pd.DataFrame(columns=cols)
     for c in ("headline", "final_epoch", "optimistic", "gap"):
         df[c] = (100 * df[c].astype(float)).round(1)
-    return Table("honest_vs_optimistic", "Honest versus optimistic accuracy (%), mean over trials",
-                 df, "headline: final epoch (or the epoch a subject-disjoint validation split picked); "
-                 "optimistic: the best test-fold accuracy over epochs, which is what the authors' code "
-                 "reports (model selection on the test fold); gap = optimistic - headline.",
-                 synthetic=bool(h.synthetic.any()) if "synthetic" in h else False)
+    return Table(
+        "honest_vs_optimistic",
+        "Honest versus optimistic accuracy (%), mean over trials",
+        df,
+        "headline: final epoch (or the epoch a subject-disjoint validation split picked); "
+        "optimistic: the best test-fold accuracy over epochs, which is what the authors' code "
+        "reports (model selection on the test fold); gap = optimistic - headline.",
+        synthetic=bool(h.synthetic.any()) if "synthetic" in h else False,
+    )
 
 
 def _reading(values: pd.Series, say) -> str:
@@ -253,28 +364,46 @@ def readings(trials: pd.DataFrame) -> Table:
     released code differ (the README's table of readings)."""
     d = DEFAULTS
     said = {
-        "class weights (Eq. 3)": ("loss_weighting", lambda v: {"balanced": "balanced (inverse class share)",
-                                                                "paper_literal": "Eq. 3 as printed (class share)",
-                                                                "none": "none (the authors' code)"}[v or d.loss_weighting]),
+        "class weights (Eq. 3)": (
+            "loss_weighting",
+            lambda v: {
+                "balanced": "balanced (inverse class share)",
+                "paper_literal": "Eq. 3 as printed (class share)",
+                "none": "none (the authors' code)",
+            }[v or d.loss_weighting],
+        ),
         "Adam weight decay": ("weight_decay", lambda v: f"{d.weight_decay if v is None else v:g}"),
-        "L2-norm penalty": ("l2_penalty", lambda v: "none" if not v else
-                            f"{v:g} x sum of every parameter's L2 norm (the authors' code)"),
-        "frame sampling": ("frame_stride", lambda v: f"every {int(v)}th frame (the authors' code)" if v else
-                           "by time at the trial's fps (the paper)"),
-        "epoch reported": ("val_fraction", lambda v: f"picked on a validation split of {v:.0%} of training subjects"
-                           if v else "final epoch"),
+        "L2-norm penalty": (
+            "l2_penalty",
+            lambda v: "none" if not v else f"{v:g} x sum of every parameter's L2 norm (the authors' code)",
+        ),
+        "frame sampling": (
+            "frame_stride",
+            lambda v: f"every {int(v)}th frame (the authors' code)" if v else "by time at the trial's fps (the paper)",
+        ),
+        "epoch reported": (
+            "val_fraction",
+            lambda v: f"picked on a validation split of {v:.0%} of training subjects" if v else "final epoch",
+        ),
     }
-    rows = [{"sweep": sweep, **{q: _reading(g[col] if col in g else pd.Series(dtype=object), say)
-                                for q, (col, say) in said.items()}} for sweep, g in trials.groupby("sweep", sort=True)]
-    return Table("readings", "Readings of the paper each sweep follows (where the paper and its released code differ)",
-                 pd.DataFrame(rows, columns=["sweep", *said]),
-                 "Every result also records the best test accuracy over epochs, what the authors' code reports, as "
-                 "'optimistic' (see the honest-versus-optimistic table).")
+    rows = [
+        {
+            "sweep": sweep,
+            **{q: _reading(g[col] if col in g else pd.Series(dtype=object), say) for q, (col, say) in said.items()},
+        }
+        for sweep, g in trials.groupby("sweep", sort=True)
+    ]
+    return Table(
+        "readings",
+        "Readings of the paper each sweep follows (where the paper and its released code differ)",
+        pd.DataFrame(rows, columns=["sweep", *said]),
+        "Every result also records the best test accuracy over epochs, what the authors' code reports, as "
+        "'optimistic' (see the honest-versus-optimistic table).",
+    )
 
 
 def failures(trials: pd.DataFrame) -> Table:
     bad = trials[trials.status.isin(["failed", "running", "pending", "not started"])]
     df = bad[["sweep", "trial", "status", "epochs_done", "error"]].fillna("").reset_index(drop=True)
-    df["trial"] = df.trial.str.split("/", n=1).str[1]          # the directory name under <sweep>/trials/
+    df["trial"] = df.trial.str.split("/", n=1).str[1]  # the directory name under <sweep>/trials/
     return Table("failed_trials", "Trials without a result (failed, unfinished or not started), with errors", df)
-

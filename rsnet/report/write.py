@@ -1,5 +1,6 @@
 """Write the report: every table as Markdown, CSV and LaTeX, the figures as PNG, the per-seed
 and per-cell numbers as CSV, and index.md showing everything together."""
+
 from __future__ import annotations
 
 import re
@@ -19,11 +20,17 @@ DEFINITIONS = re.sub(r"\n\s+(?!- )", " ", aggregate.__doc__.split("\n\n", 1)[1].
 def write_table(t: Table, out: Path) -> None:
     df = t.df
     df.to_csv(out / f"{t.name}.csv", index=False)
-    md = (df.to_markdown(index=False, disable_numparse=True) if len(df)   # values as written, "80.0" stays
-          else "(no trials of this kind in these results)")
+    md = (
+        df.to_markdown(index=False, disable_numparse=True)
+        if len(df)  # values as written, "80.0" stays
+        else "(no trials of this kind in these results)"
+    )
     (out / f"{t.name}.md").write_text(f"### {t.full_title}\n\n{md}\n" + (f"\n{t.note}\n" if t.note else ""))
-    latex = df.to_latex(index=False, escape=True, caption=t.full_title, label=f"tab:{t.name}") if len(df) \
+    latex = (
+        df.to_latex(index=False, escape=True, caption=t.full_title, label=f"tab:{t.name}")
+        if len(df)
         else f"% {t.full_title}: no trials of this kind in these results\n"
+    )
     (out / f"{t.name}.tex").write_text(latex)
 
 
@@ -49,27 +56,43 @@ def build_report(results, out=None) -> dict:
     sub = tables.subgroups(cells)
     mis = tables.mispredictions(trials, predictions)
     chance = tables.majority(trials, predictions)
-    made = [tables.table2(cells, chance), *tables.table3(cells, pairs, chance), tables.fps_resolution(cells),
-            tables.cross_domain(cells, chance), sub, mis, tables.honesty_table(aggregate.honesty(trials)),
-            tables.readings(trials), tables.failures(trials)]
+    made = [
+        tables.table2(cells, chance),
+        *tables.table3(cells, pairs, chance),
+        tables.fps_resolution(cells),
+        tables.cross_domain(cells, chance),
+        sub,
+        mis,
+        tables.honesty_table(aggregate.honesty(trials)),
+        tables.readings(trials),
+        tables.failures(trials),
+    ]
     for t in made:
-        if t.name in ("failed_trials", "readings") or t.df.empty:     # no numbers of its own: marked as the report
+        if t.name in ("failed_trials", "readings") or t.df.empty:  # no numbers of its own: marked as the report
             t.synthetic = synthetic
         write_table(t, out)
-    pngs = [*figures.fps_resolution_heatmaps(cells, out),
-            *figures.subgroup_figures(sub.df, mis.df, out, sub.synthetic or mis.synthetic),
-            *figures.learning_curves(trials, curves, out)]
+    pngs = [
+        *figures.fps_resolution_heatmaps(cells, out),
+        *figures.subgroup_figures(sub.df, mis.df, out, sub.synthetic or mis.synthetic),
+        *figures.learning_curves(trials, curves, out),
+    ]
     _index(out, sweeps, trials, made, pngs, synthetic)
-    return {"out": out, "tables": [t.name for t in made], "figures": [p.name for p in pngs],
-            "synthetic": synthetic, "trials": len(trials),
-            "finished": int((trials.status == "finished").sum()), "failed": int((trials.status == "failed").sum())}
+    return {
+        "out": out,
+        "tables": [t.name for t in made],
+        "figures": [p.name for p in pngs],
+        "synthetic": synthetic,
+        "trials": len(trials),
+        "finished": int((trials.status == "finished").sum()),
+        "failed": int((trials.status == "failed").sum()),
+    }
 
 
 def _method_lines(made: list[Table]) -> list[str]:
     """One sentence per method, setting or variant the tables name (methods.csv), in table order."""
     known = tables.method_descriptions()
     named = [str(v) for t in made for c in ("method", "setting") if c in t.df for v in t.df[c]]
-    named = [n.split(", ")[0] for n in named]                   # "RealSmileNet, ours: demo" -> RealSmileNet
+    named = [n.split(", ")[0] for n in named]  # "RealSmileNet, ours: demo" -> RealSmileNet
     return [f"- **{n}**: {known[n]}" for n in dict.fromkeys(named) if n in known]
 
 
@@ -77,11 +100,31 @@ def _index(out: Path, sweeps, trials: pd.DataFrame, made: list[Table], pngs: lis
     title = ("SYNTHETIC DATA — " if synthetic else "") + "rsnet report"
     lines = [f"# {title}", "", f"Written {time.strftime('%Y-%m-%d %H:%M')} from {len(sweeps)} sweep(s).", ""]
     if synthetic:
-        lines += [("**Some or all of these results come from synthetic look-alike corpora. They are not the "
-                   "paper's numbers; the paper's published values appear only in rows labelled `published`.**"), ""]
-    lines += ["## Sweeps", "", pd.DataFrame([{
-        "sweep": s.name, "trials": len(s.trials), **s.trials.status.value_counts().to_dict(),
-        "description": s.description} for s in sweeps]).fillna(0).to_markdown(index=False), ""]
+        lines += [
+            (
+                "**Some or all of these results come from synthetic look-alike corpora. They are not the "
+                "paper's numbers; the paper's published values appear only in rows labelled `published`.**"
+            ),
+            "",
+        ]
+    lines += [
+        "## Sweeps",
+        "",
+        pd.DataFrame(
+            [
+                {
+                    "sweep": s.name,
+                    "trials": len(s.trials),
+                    **s.trials.status.value_counts().to_dict(),
+                    "description": s.description,
+                }
+                for s in sweeps
+            ]
+        )
+        .fillna(0)
+        .to_markdown(index=False),
+        "",
+    ]
     lines += ["## How the numbers are computed", "", DEFINITIONS, ""]
     lines += ["## Methods", "", *_method_lines(made), ""]
     for t in made:

@@ -5,6 +5,7 @@ trial per (dataset, split, fold, seed, setting, fps, resolution, ...) of the fil
 in <results>/<name>/: trials/<trial>/ (each trial's files), trials.csv (one row per trial, kept
 current), ray/ (Tune's experiment). Rerunning the same command resumes a stopped sweep.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,23 +23,43 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m rsnet.sweep", description=__doc__.split("\n\n")[1])
     ap.add_argument("file", nargs="?", help="a sweep YAML file")
     ap.add_argument("--grid", help="a sweep by name: sweeps/NAME.yaml")
-    ap.add_argument("--data-root", default=os.environ.get("RSNET_DATA", "data"),
-                    help="where datasets live, as <root>/<dataset>/ (default $RSNET_DATA or ./data)")
-    ap.add_argument("--results", default=os.environ.get("RSNET_RESULTS", "results"),
-                    help="results root (default $RSNET_RESULTS or ./results)")
+    ap.add_argument(
+        "--data-root",
+        default=os.environ.get("RSNET_DATA", "data"),
+        help="where datasets live, as <root>/<dataset>/ (default $RSNET_DATA or ./data)",
+    )
+    ap.add_argument(
+        "--results",
+        default=os.environ.get("RSNET_RESULTS", "results"),
+        help="results root (default $RSNET_RESULTS or ./results)",
+    )
     ap.add_argument("--cache", default=None, help="preprocessing cache root (default $RSNET_CACHE or ./cache)")
-    ap.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
-                    help="join a running Ray cluster ('auto' or host:port); default: start a local one")
+    ap.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS"),
+        help="join a running Ray cluster ('auto' or host:port); default: start a local one",
+    )
     ap.add_argument("--num-cpus", type=int, default=None, help="local Ray only: CPUs to offer trials")
     ap.add_argument("--dry-run", action="store_true", help="list the trials and their count, run nothing")
-    ap.add_argument("--resume", action="store_true",
-                    help="continue a stopped sweep (the default behaviour of rerunning; kept for clarity)")
-    ap.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=None,
-                    help="the sweep's progress bar on stderr (default: when stderr is a terminal)")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stopped sweep (the default behaviour of rerunning; kept for clarity)",
+    )
+    ap.add_argument(
+        "--progress-bar",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the sweep's progress bar on stderr (default: when stderr is a terminal)",
+    )
     ap.add_argument("--max-trials", type=int, default=None, help="run only the first N trials (smoke tests)")
     ap.add_argument("--epochs", type=int, default=None, help="override every trial's epochs (smoke tests)")
-    ap.add_argument("--synthetic-size", choices=("tiny", "small", "full"), default=None,
-                    help="synthetic sweeps only: corpus size instead of the file's (tiny for smoke tests)")
+    ap.add_argument(
+        "--synthetic-size",
+        choices=("tiny", "small", "full"),
+        default=None,
+        help="synthetic sweeps only: corpus size instead of the file's (tiny for smoke tests)",
+    )
     cl = ap.add_argument_group("Slurm (with --slurm: submits slurm/launch_ray.sh through submitit)")
     cl.add_argument("--slurm", action="store_true", help="submit this sweep as a Slurm job instead of running it")
     cl.add_argument("--partition", default=None)
@@ -64,8 +85,10 @@ def prepare_data(sweep, trials, data_root: Path, cache: str | None) -> None:
             print(f"sweep: synthetic {ds}/{size}: {s['clips']} clips at {s['root']}")
     for ds in sorted(sweep.datasets()):
         if not sweep.data_dir(data_root, ds).exists():
-            raise SweepError(f"dataset {ds} not found at {sweep.data_dir(data_root, ds)}: put it there, or point "
-                             f"--data-root / $RSNET_DATA at the folder holding {ds}/")
+            raise SweepError(
+                f"dataset {ds} not found at {sweep.data_dir(data_root, ds)}: put it there, or point "
+                f"--data-root / $RSNET_DATA at the folder holding {ds}/"
+            )
     needed = {}
     for t in trials:
         c = t.config
@@ -81,8 +104,10 @@ def prepare_data(sweep, trials, data_root: Path, cache: str | None) -> None:
 def write_plan(sweep_dir: Path, planned) -> None:
     """plan.json: every trial this sweep defines with this run's overrides (--epochs), including
     those --max-trials leaves for later, so that the report knows what a complete sweep holds."""
-    write_json_atomic(sweep_dir / "plan.json", {"trials": [
-        {"name": t.name, "setting": t.setting, "config": t.config.to_dict()} for t in planned]})
+    write_json_atomic(
+        sweep_dir / "plan.json",
+        {"trials": [{"name": t.name, "setting": t.setting, "config": t.config.to_dict()} for t in planned]},
+    )
 
 
 def main(argv=None) -> int:
@@ -130,17 +155,22 @@ def main(argv=None) -> int:
     from .runner import run_on_ray
     from .table import write_table
 
-    print(f"sweep {sweep.name}: {len(trials)} trials on Ray "
-          f"({'cluster ' + a.address if a.address else 'local'}) -> {sweep_dir}\n"
-          f"sweep {sweep.name}: curves as trials run: tensorboard --logdir {sweep_dir / 'trials'}", flush=True)
+    print(
+        f"sweep {sweep.name}: {len(trials)} trials on Ray "
+        f"({'cluster ' + a.address if a.address else 'local'}) -> {sweep_dir}\n"
+        f"sweep {sweep.name}: curves as trials run: tensorboard --logdir {sweep_dir / 'trials'}",
+        flush=True,
+    )
     run_on_ray(sweep, trials, sweep_dir, a.address, a.num_cpus, bar=a.progress_bar)
     table = write_table(sweep_dir)
     mine = table[table.trial.isin({t.name for t in trials})]
     done, failed = (mine.status == "finished").sum(), (mine.status == "failed").sum()
     mean = mine.accuracy.mean() if done else float("nan")
-    print(f"sweep {sweep.name}: {done}/{len(trials)} finished, {failed} failed, mean accuracy {mean:.4f}, "
-          f"{(time.time() - t0) / 60:.1f} min -> {sweep_dir / 'trials.csv'}"
-          f"{' [synthetic data]' if sweep.synthetic else ''}")
+    print(
+        f"sweep {sweep.name}: {done}/{len(trials)} finished, {failed} failed, mean accuracy {mean:.4f}, "
+        f"{(time.time() - t0) / 60:.1f} min -> {sweep_dir / 'trials.csv'}"
+        f"{' [synthetic data]' if sweep.synthetic else ''}"
+    )
     return 0 if failed == 0 else 1
 
 

@@ -6,6 +6,7 @@ retries a trial (FailureConfig) it resumes from `tune.get_checkpoint()`. A rerun
 sweep restores the Tune experiment (`Tuner.restore(..., resume_errored=True)`): finished
 trials are not rerun, and a trial directory that already holds a result is never trained again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,7 @@ def trainable(params: dict) -> None:
 
     spec = params["trial"]
     cfg = TrialConfig.from_dict(spec["config"])
-    configure_process(cfg.threads)          # this worker process is the trial's
+    configure_process(cfg.threads)  # this worker process is the trial's
     out = Path(spec["out"])
     out.mkdir(parents=True, exist_ok=True)
     _note_attempt(out, spec["setting"], ray.get_runtime_context().get_node_id())
@@ -58,8 +59,14 @@ def trainable(params: dict) -> None:
     except Exception as e:
         write_json_atomic(out / "failed.json", {"error": f"{type(e).__name__}: {e}", "time": time.time()})
         raise
-    tune.report({"epoch": cfg.epochs, "accuracy": result["accuracy"],
-                 "optimistic_accuracy": result["optimistic_accuracy"], "done": True})
+    tune.report(
+        {
+            "epoch": cfg.epochs,
+            "accuracy": result["accuracy"],
+            "optimistic_accuracy": result["optimistic_accuracy"],
+            "done": True,
+        }
+    )
 
 
 def _note_attempt(out: Path, setting: str, node_id: str) -> None:
@@ -112,8 +119,15 @@ class Progress(tune.Callback):
     def __init__(self, sweep_dir: Path, total: int, done_before: int = 0, bar: bool | None = None):
         self.sweep_dir, self.total, self.t0 = Path(sweep_dir), total, time.time()
         self.finished, self.failed, self.running, self.before = done_before, 0, 0, done_before
-        self.bar = tqdm(total=total, initial=done_before, desc="sweep", unit="trial", file=sys.stderr,
-                        disable=None if bar is None else not bar, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total,
+            initial=done_before,
+            desc="sweep",
+            unit="trial",
+            file=sys.stderr,
+            disable=None if bar is None else not bar,
+            dynamic_ncols=True,
+        )
         self._postfix()
 
     def _postfix(self) -> None:
@@ -138,9 +152,11 @@ class Progress(tune.Callback):
         self._postfix()
         self.bar.update(1)
         ended = self.finished + self.failed
-        tqdm.write(f"[{ended}/{self.total}] {name}: {tail} ({(time.time() - self.t0) / 60:.1f} min; "
-                   f"{self.finished} finished, {self.failed} failed, {self.running} running{self._eta()})",
-                   file=sys.stdout)
+        tqdm.write(
+            f"[{ended}/{self.total}] {name}: {tail} ({(time.time() - self.t0) / 60:.1f} min; "
+            f"{self.finished} finished, {self.failed} failed, {self.running} running{self._eta()})",
+            file=sys.stdout,
+        )
         sys.stdout.flush()
         write_table(self.sweep_dir)
 
@@ -164,8 +180,15 @@ def experiment_name(trials: list[Trial]) -> str:
     return "tune-" + hashlib.sha256("\n".join(t.name for t in trials).encode()).hexdigest()[:10]
 
 
-def run_on_ray(sweep: Sweep, trials: list[Trial], sweep_dir: Path, address: str | None = None,
-               num_cpus: int | None = None, fresh: bool = False, bar: bool | None = None):
+def run_on_ray(
+    sweep: Sweep,
+    trials: list[Trial],
+    sweep_dir: Path,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    fresh: bool = False,
+    bar: bool | None = None,
+):
     """Run the trials (restoring the Tune experiment of an earlier run of the same list);
     `bar`: the progress bar on (True), off (False) or on a terminal only (None)."""
     init_ray(address, num_cpus)
@@ -177,20 +200,39 @@ def run_on_ray(sweep: Sweep, trials: list[Trial], sweep_dir: Path, address: str 
     restoring = not fresh and tune.Tuner.can_restore(path)
     # a restored experiment does not run its finished trials again: the bar starts past them
     before = sum((sweep_dir / "trials" / t.name / "result.json").exists() for t in trials) if restoring else 0
-    callbacks = [Progress(sweep_dir, len(trials), before, bar), tune.logger.CSVLoggerCallback(),
-                 tune.logger.JsonLoggerCallback()]
+    callbacks = [
+        Progress(sweep_dir, len(trials), before, bar),
+        tune.logger.CSVLoggerCallback(),
+        tune.logger.JsonLoggerCallback(),
+    ]
     if restoring:
         print(f"sweep: resuming the Tune experiment in {path}")
         tuner = tune.Tuner.restore(path, trainable=fn, resume_errored=True)
     else:
-        space = [{"name": t.name, "setting": t.setting, "out": str((sweep_dir / "trials" / t.name).resolve()),
-                  "config": t.config.replace(threads=max(1, int(res["cpu"]))).to_dict()} for t in trials]
+        space = [
+            {
+                "name": t.name,
+                "setting": t.setting,
+                "out": str((sweep_dir / "trials" / t.name).resolve()),
+                "config": t.config.replace(threads=max(1, int(res["cpu"]))).to_dict(),
+            }
+            for t in trials
+        ]
         tuner = tune.Tuner(
-            fn, param_space={"trial": tune.grid_search(space)},
-            tune_config=tune.TuneConfig(reuse_actors=True,    # a worker process serves trial after trial
-                                        trial_name_creator=lambda t: t.config["trial"]["name"],
-                                        trial_dirname_creator=lambda t: t.config["trial"]["name"]),
-            run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=callbacks,
-                                      failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+            fn,
+            param_space={"trial": tune.grid_search(space)},
+            tune_config=tune.TuneConfig(
+                reuse_actors=True,  # a worker process serves trial after trial
+                trial_name_creator=lambda t: t.config["trial"]["name"],
+                trial_dirname_creator=lambda t: t.config["trial"]["name"],
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(storage),
+                verbose=0,
+                callbacks=callbacks,
+                failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
     return tuner.fit()

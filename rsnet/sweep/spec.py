@@ -17,6 +17,7 @@
 Datasets are found under the data root (--data-root, $RSNET_DATA, default ./data) as
 <data-root>/<dataset>/, or <data-root>/synthetic-<size>/<dataset>/ for synthetic sweeps.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -41,8 +42,8 @@ class SweepError(ValueError):
 
 @dataclass
 class Trial:
-    name: str                 # directory name under results/<sweep>/trials/
-    setting: str              # the `setting` axis value ("" if none)
+    name: str  # directory name under results/<sweep>/trials/
+    setting: str  # the `setting` axis value ("" if none)
     config: TrialConfig
 
 
@@ -81,10 +82,14 @@ class Sweep:
         out = []
         for values, (setting, overrides) in itertools.product(itertools.product(*axes.values()), settings.items()):
             merged = {**self.defaults, **dict(zip(axes, values)), **overrides}
-            folds = folds_for(merged.get("split", "kfold"), merged.get("dataset", "uvanemo")) \
-                if fold_axis == "all" else list(fold_axis)
-            out += [self._trial(merged, setting, fold, seed, data_root)
-                    for fold, seed in itertools.product(folds, seeds)]
+            folds = (
+                folds_for(merged.get("split", "kfold"), merged.get("dataset", "uvanemo"))
+                if fold_axis == "all"
+                else list(fold_axis)
+            )
+            out += [
+                self._trial(merged, setting, fold, seed, data_root) for fold, seed in itertools.product(folds, seeds)
+            ]
         return out
 
     def _trial(self, merged: dict, setting: str, fold: int, seed: int, data_root) -> Trial:
@@ -101,8 +106,16 @@ class Sweep:
 
 def trial_name(cfg: TrialConfig, setting: str) -> str:
     split = re.sub(r"[^A-Za-z0-9]+", "-", cfg.split.replace("->", "-to-"))
-    parts = [cfg.dataset, split, f"f{cfg.fold}", f"s{cfg.seed}", setting or cfg.variant,
-             f"fps{cfg.fps:g}", f"r{cfg.resolution}", cfg.hash()[:8]]
+    parts = [
+        cfg.dataset,
+        split,
+        f"f{cfg.fold}",
+        f"s{cfg.seed}",
+        setting or cfg.variant,
+        f"fps{cfg.fps:g}",
+        f"r{cfg.resolution}",
+        cfg.hash()[:8],
+    ]
     return "_".join(p for p in parts if p)
 
 
@@ -110,8 +123,10 @@ def _check_keys(path, where: str, got: dict, allowed: set) -> None:
     if not isinstance(got, dict):
         raise SweepError(f"{path}: {where} must be a mapping, got {type(got).__name__}")
     if unknown := sorted(set(got) - allowed):
-        raise SweepError(f"{path}: unknown key {where + '.' if where != '(top level)' else ''}{unknown[0]}; "
-                         f"valid: {', '.join(sorted(allowed))}")
+        raise SweepError(
+            f"{path}: unknown key {where + '.' if where != '(top level)' else ''}{unknown[0]}; "
+            f"valid: {', '.join(sorted(allowed))}"
+        )
 
 
 def load_sweep(path) -> Sweep:
@@ -143,8 +158,10 @@ def load_sweep(path) -> Sweep:
         elif key == "seed" and isinstance(values, int) and values > 0:
             continue
         elif not isinstance(values, list) or not values:
-            raise SweepError(f"{path}: axes.{key} must be a non-empty list"
-                             + (" or 'all'" if key == "fold" else " or a count" if key == "seed" else ""))
+            raise SweepError(
+                f"{path}: axes.{key} must be a non-empty list"
+                + (" or 'all'" if key == "fold" else " or a count" if key == "seed" else "")
+            )
     resources = {"cpu": 1, "gpu": 0, **(raw.get("resources") or {})}
     _check_keys(path, "resources", resources, RESOURCE_KEYS)
     if not (isinstance(resources["cpu"], (int, float)) and resources["cpu"] > 0 and 0 <= resources["gpu"]):
@@ -156,11 +173,11 @@ def load_sweep(path) -> Sweep:
     if not isinstance(max_failures, int) or max_failures < 0:
         raise SweepError(f"{path}: max_failures must be an integer >= 0")
     sweep = Sweep(str(name), path, raw.get("description", ""), defaults, axes, resources, max_failures, synthetic)
-    sweep.trials("/")        # validates every value before anything runs
+    sweep.trials("/")  # validates every value before anything runs
     return sweep
 
 
-GRIDS = Path(__file__).resolve().parent / "grids"    # the shipped sweeps (package data; ./sweeps in a checkout)
+GRIDS = Path(__file__).resolve().parent / "grids"  # the shipped sweeps (package data; ./sweeps in a checkout)
 
 
 def resolve_sweep_path(grid_or_path: str, sweeps_dir: Path | None = None) -> Path:

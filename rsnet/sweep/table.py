@@ -1,4 +1,5 @@
 """The sweep's tidy table: one row per trial, built from the per-trial files alone."""
+
 from __future__ import annotations
 
 import json
@@ -8,11 +9,43 @@ import pandas as pd
 
 from ..atomic import atomic_path
 
-AXES = ["dataset", "split", "fold", "seed", "setting", "variant", "loss_weighting", "fps", "resolution",
-        "channels", "temporal_control", "lr", "batch_size", "epochs", "forget_bias", "weight_decay", "l2_penalty",
-        "frame_stride", "val_fraction", "mmi_folds"]
-COLUMNS = ["trial", *AXES, "status", "accuracy", "optimistic_accuracy", "final_epoch_accuracy",
-           "selected_epoch", "epochs_done", "seconds", "test_videos", "test_dataset", "synthetic", "error"]
+AXES = [
+    "dataset",
+    "split",
+    "fold",
+    "seed",
+    "setting",
+    "variant",
+    "loss_weighting",
+    "fps",
+    "resolution",
+    "channels",
+    "temporal_control",
+    "lr",
+    "batch_size",
+    "epochs",
+    "forget_bias",
+    "weight_decay",
+    "l2_penalty",
+    "frame_stride",
+    "val_fraction",
+    "mmi_folds",
+]
+COLUMNS = [
+    "trial",
+    *AXES,
+    "status",
+    "accuracy",
+    "optimistic_accuracy",
+    "final_epoch_accuracy",
+    "selected_epoch",
+    "epochs_done",
+    "seconds",
+    "test_videos",
+    "test_dataset",
+    "synthetic",
+    "error",
+]
 
 
 def trial_row(trial_dir: Path, setting: str = "") -> dict:
@@ -30,10 +63,17 @@ def trial_row(trial_dir: Path, setting: str = "") -> dict:
     row["epochs_done"] = len(metrics.read_text().splitlines()) if metrics.exists() else 0
     if (trial_dir / "result.json").exists():
         r = json.loads((trial_dir / "result.json").read_text())
-        row.update(status="finished", accuracy=r["accuracy"], optimistic_accuracy=r["optimistic_accuracy"],
-                   final_epoch_accuracy=r["final_epoch_accuracy"], selected_epoch=r["selected_epoch"],
-                   seconds=r["wall_seconds"], test_videos=r["test_videos"], test_dataset=r["test_dataset"],
-                   synthetic=r["synthetic"])
+        row.update(
+            status="finished",
+            accuracy=r["accuracy"],
+            optimistic_accuracy=r["optimistic_accuracy"],
+            final_epoch_accuracy=r["final_epoch_accuracy"],
+            selected_epoch=r["selected_epoch"],
+            seconds=r["wall_seconds"],
+            test_videos=r["test_videos"],
+            test_dataset=r["test_dataset"],
+            synthetic=r["synthetic"],
+        )
     elif (trial_dir / "failed.json").exists():
         row.update(status="failed", error=json.loads((trial_dir / "failed.json").read_text()).get("error", ""))
     else:

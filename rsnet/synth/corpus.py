@@ -1,4 +1,5 @@
 """Generate a whole corpus in parallel, resumably, and record what was generated."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,17 @@ def _make(args: tuple[ClipSpec, str]) -> tuple[str, dict]:
     return spec.relpath, truth
 
 
-def generate_corpus(dataset: str, size: str, out, seed: int = 0, frame_size=None,
-                    design: str = "order", difficulty: float | None = None, workers: int | None = None,
-                    progress: bool = True) -> dict:
+def generate_corpus(
+    dataset: str,
+    size: str,
+    out,
+    seed: int = 0,
+    frame_size=None,
+    design: str = "order",
+    difficulty: float | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Write a synthetic `dataset` corpus of `size` under `out`; returns a summary.
 
     Clips already present (each is written atomically) are kept and not rendered again, so an
@@ -39,11 +48,18 @@ def generate_corpus(dataset: str, size: str, out, seed: int = 0, frame_size=None
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    settings = {"generator": "rsnet.synth", "version": __version__, "dataset": dataset, "size": size,
-                "seed": seed, "design": design, "difficulty": plan.specs[0].difficulty,
-                "frame_size": [plan.specs[0].width, plan.specs[0].height]}
+    settings = {
+        "generator": "rsnet.synth",
+        "version": __version__,
+        "dataset": dataset,
+        "size": size,
+        "seed": seed,
+        "design": design,
+        "difficulty": plan.specs[0].difficulty,
+        "frame_size": [plan.specs[0].width, plan.specs[0].height],
+    }
     done = _complete(root, settings, plan.specs)
-    if done is not None:                      # every clip is there, made with these settings
+    if done is not None:  # every clip is there, made with these settings
         plan.write_metadata(root, plan.specs)
         return _summary(dataset, size, done, t0, root)
     workers = workers or os.cpu_count() or 1
@@ -81,5 +97,11 @@ def _complete(root: Path, settings: dict, specs: list[ClipSpec]) -> dict | None:
 
 
 def _summary(dataset: str, size: str, truths: dict, t0: float, root: Path) -> dict:
-    return {"dataset": dataset, "size": size, "clips": len(truths), "frames": sum(t["frames"] for t in truths.values()),
-            "seconds": time.perf_counter() - t0, "root": str(root)}
+    return {
+        "dataset": dataset,
+        "size": size,
+        "clips": len(truths),
+        "frames": sum(t["frames"] for t in truths.values()),
+        "seconds": time.perf_counter() - t0,
+        "root": str(root),
+    }

@@ -19,6 +19,7 @@ frame partly informative here, as in real data.
 Difficulty: each clip draws its dynamics from the *other* class with probability
 ``difficulty / 2``, so the best possible accuracy is ``1 - difficulty / 2`` (default 0.1 -> 95 %).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -36,17 +37,17 @@ def ramp(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SmileDynamics:
-    lead: float          # s of neutral face before the onset
-    onset: float         # s from neutral to apex
-    apex: float          # s held at the apex
-    offset: float        # s from apex back to neutral
-    tail: float          # s of neutral face after the offset
-    amplitude: float     # apex intensity in [0, 1]
-    left: float          # relative strength of the left / right lip corner (asymmetry)
+    lead: float  # s of neutral face before the onset
+    onset: float  # s from neutral to apex
+    apex: float  # s held at the apex
+    offset: float  # s from apex back to neutral
+    tail: float  # s of neutral face after the offset
+    amplitude: float  # apex intensity in [0, 1]
+    left: float  # relative strength of the left / right lip corner (asymmetry)
     right: float
-    eye_gain: float      # eye narrowing (AU6) relative to the lips
-    eye_delay: float     # s the eyes lag the lips
-    apex_wobble: float   # relative dip of intensity during the apex (a "flatter" apex when 0)
+    eye_gain: float  # eye narrowing (AU6) relative to the lips
+    eye_delay: float  # s the eyes lag the lips
+    apex_wobble: float  # relative dip of intensity during the apex (a "flatter" apex when 0)
 
     @property
     def duration(self) -> float:
@@ -81,9 +82,18 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 def _order(rng: np.random.Generator, spontaneous: bool) -> SmileDynamics:
     slow, fast = _u(rng, 1.2, 2.0), _u(rng, 0.2, 0.6)
     return SmileDynamics(
-        lead=_u(rng, 0.2, 0.6), onset=slow if spontaneous else fast, apex=_u(rng, 0.2, 0.6),
-        offset=fast if spontaneous else slow, tail=_u(rng, 0.2, 0.6), amplitude=_u(rng, 0.7, 1.0),
-        left=1.0, right=1.0, eye_gain=_u(rng, 0.6, 1.0), eye_delay=0.0, apex_wobble=0.0)
+        lead=_u(rng, 0.2, 0.6),
+        onset=slow if spontaneous else fast,
+        apex=_u(rng, 0.2, 0.6),
+        offset=fast if spontaneous else slow,
+        tail=_u(rng, 0.2, 0.6),
+        amplitude=_u(rng, 0.7, 1.0),
+        left=1.0,
+        right=1.0,
+        eye_gain=_u(rng, 0.6, 1.0),
+        eye_delay=0.0,
+        apex_wobble=0.0,
+    )
 
 
 def _literature(rng: np.random.Generator, spontaneous: bool) -> SmileDynamics:
@@ -95,13 +105,24 @@ def _literature(rng: np.random.Generator, spontaneous: bool) -> SmileDynamics:
     else:
         onset, apex, offset = _u(rng, 0.3, 0.7), _u(rng, 0.5, 1.5), _u(rng, 0.3, 0.7)
         eye_gain, eye_delay, wobble = _u(rng, 0.0, 0.3), _u(rng, 0.2, 0.6), 0.0
-    return SmileDynamics(lead=_u(rng, 0.5, 3.0), onset=onset, apex=apex, offset=offset,
-                         tail=_u(rng, 0.5, 3.0), amplitude=_u(rng, 0.7, 1.0), left=left, right=right,
-                         eye_gain=eye_gain, eye_delay=eye_delay, apex_wobble=wobble)
+    return SmileDynamics(
+        lead=_u(rng, 0.5, 3.0),
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        tail=_u(rng, 0.5, 3.0),
+        amplitude=_u(rng, 0.7, 1.0),
+        left=left,
+        right=right,
+        eye_gain=eye_gain,
+        eye_delay=eye_delay,
+        apex_wobble=wobble,
+    )
 
 
-def draw_dynamics(rng: np.random.Generator, label: int, design: str = "order",
-                  difficulty: float = DEFAULT_DIFFICULTY) -> tuple[SmileDynamics, int]:
+def draw_dynamics(
+    rng: np.random.Generator, label: int, design: str = "order", difficulty: float = DEFAULT_DIFFICULTY
+) -> tuple[SmileDynamics, int]:
     """Dynamics for a clip of class `label` (1 spontaneous, 0 posed).
 
     Returns the dynamics and the class they were drawn from (differs from `label` with

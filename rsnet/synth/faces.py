@@ -10,6 +10,7 @@ A smile is a backward warp of the neutral face: out(p) = face(p - D(p)), with
 D = lips * (left * D_left_corner + right * D_right_corner) + eyes * (D_eyes + D_cheeks):
 lip corners pulled up and out (AU12); eyes narrowed and cheeks raised (AU6).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -22,9 +23,9 @@ from skimage.transform import resize
 MOUTH_CORNERS = ((0.36, 0.72), (0.64, 0.72))
 EYES = ((0.32, 0.40), (0.68, 0.40))
 CHEEKS = ((0.33, 0.58), (0.67, 0.58))
-CORNER_PULL = (0.08, 0.11)      # out, up; as a fraction of the face side, at intensity 1
+CORNER_PULL = (0.08, 0.11)  # out, up; as a fraction of the face side, at intensity 1
 CORNER_SIGMA = 0.11
-EYE_SQUEEZE = 0.35              # vertical compression of the eye region at intensity 1
+EYE_SQUEEZE = 0.35  # vertical compression of the eye region at intensity 1
 CHEEK_RAISE = 0.03
 
 
@@ -37,10 +38,88 @@ def lfw_faces() -> np.ndarray:
 # LFW faces that dlib's frontal detector finds in every check of `robust_faces` (81 of 100).
 # Precomputed because the check takes seconds; tests/test_synth.py recomputes it.
 DETECTABLE_FACES = (
-    0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 14, 15, 18, 19, 20, 21, 22, 23, 24, 25, 27, 29, 31, 32, 33, 34,
-    35, 36, 37, 38, 39, 40, 41, 42, 44, 45, 46, 48, 49, 50, 51, 53, 54, 55, 56, 57, 58, 60, 61, 62, 63,
-    65, 66, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95,
-    96, 97, 98, 99)
+    0,
+    1,
+    2,
+    3,
+    5,
+    6,
+    7,
+    8,
+    10,
+    11,
+    12,
+    14,
+    15,
+    18,
+    19,
+    20,
+    21,
+    22,
+    23,
+    24,
+    25,
+    27,
+    29,
+    31,
+    32,
+    33,
+    34,
+    35,
+    36,
+    37,
+    38,
+    39,
+    40,
+    41,
+    42,
+    44,
+    45,
+    46,
+    48,
+    49,
+    50,
+    51,
+    53,
+    54,
+    55,
+    56,
+    57,
+    58,
+    60,
+    61,
+    62,
+    63,
+    65,
+    66,
+    70,
+    72,
+    73,
+    74,
+    75,
+    76,
+    77,
+    78,
+    79,
+    80,
+    81,
+    84,
+    85,
+    86,
+    87,
+    88,
+    89,
+    90,
+    91,
+    92,
+    93,
+    94,
+    95,
+    96,
+    97,
+    98,
+    99,
+)
 
 
 def detectable_faces() -> tuple[int, ...]:
@@ -61,7 +140,7 @@ def robust_faces() -> tuple[int, ...]:
                 warper = FaceWarper(f, side)
                 for lips in (0.0, 1.0):
                     img = np.full((side + 60, side + 60), 128, np.uint8)
-                    img[30:30 + side, 30:30 + side] = np.clip(warper.render(lips, 0.8 * lips), 0, 1) * 255
+                    img[30 : 30 + side, 30 : 30 + side] = np.clip(warper.render(lips, 0.8 * lips), 0, 1) * 255
                     ok = ok and len(detector(img, 0)) > 0
         if ok:
             keep.append(i)
@@ -79,8 +158,8 @@ class FaceWarper:
     def __init__(self, face: np.ndarray, side: int, left: float = 1.0, right: float = 1.0):
         self.side = side
         self.neutral = resize(face, (side, side), order=3, anti_aliasing=False).astype(np.float32)
-        v, u = np.mgrid[0:side, 0:side].astype(np.float32) / side   # face coords, y down
-        self.grid = np.stack([v, u]) * side                          # (2, S, S) pixel coords
+        v, u = np.mgrid[0:side, 0:side].astype(np.float32) / side  # face coords, y down
+        self.grid = np.stack([v, u]) * side  # (2, S, S) pixel coords
         # unit displacement fields, in pixels, each (2, S, S) as (dy, dx)
         lips = np.zeros((2, side, side), np.float32)
         for (cu, cv), sign, strength in zip(MOUTH_CORNERS, (-1, 1), (left, right)):
@@ -96,7 +175,7 @@ class FaceWarper:
         self.d_eyes = eyes * side
         yy, xx = np.mgrid[0:side, 0:side] / (side - 1) * 2 - 1
         edge = np.clip((1.0 - np.maximum(np.abs(yy), np.abs(xx))) / 0.12, 0, 1)
-        self.alpha = ramp_alpha(edge)                                 # feathered border
+        self.alpha = ramp_alpha(edge)  # feathered border
 
     def render(self, lips: float, eyes: float, shift=(0.0, 0.0)) -> np.ndarray:
         """(S, S) float face at the given intensities, shifted by a sub-pixel (dy, dx)."""

@@ -1,5 +1,6 @@
-"""The four datasets' on-disk layouts (see ../shared/datasets/README.md): which clips a corpus
+"""The four datasets' on-disk layouts, as the adapters read them: which clips a corpus
 of a given size holds, and the metadata files each dataset ships beside its videos."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,8 +36,9 @@ def _uvanemo_subjects(size: str) -> list[str]:
     if size == "full":
         return sorted(table.subject.unique())
     per_fold = {"small": 4, "tiny": 1}[size]
-    subj = table.groupby("subject").agg(fold=("fold", "first"), gender=("gender", "first"),
-                                        age=("age", "first"), kinds=("label", "nunique"))
+    subj = table.groupby("subject").agg(
+        fold=("fold", "first"), gender=("gender", "first"), age=("age", "first"), kinds=("label", "nunique")
+    )
     subj = subj[subj.kinds == 2]
     strata = [("male", False), ("female", False), ("male", True), ("female", True)]
     chosen = []
@@ -51,8 +53,7 @@ def _uvanemo_subjects(size: str) -> list[str]:
 
 def write_uvanemo_details(root: Path, rows: pd.DataFrame) -> None:
     """The details file in the real format: header lines, tab-separated, space-padded, CRLF."""
-    lines = ["UvA-NEMO Smile Database - File Details", "",
-             "File Name\tSubject Code\tGender\tAge\tType", ""]
+    lines = ["UvA-NEMO Smile Database - File Details", "", "File Name\tSubject Code\tGender\tAge\tType", ""]
     for r in rows.itertuples():
         kind = "spontaneous" if r.label == 1 else "deliberate"
         lines.append(f"{r.video}.mp4\t{r.subject}\t{r.gender:<6}\t{r.age}\t{kind:<11}")
@@ -63,8 +64,9 @@ def plan_uvanemo(size, seed, frame_size=None, **kw) -> CorpusPlan:
     w, h = _size_frame(frame_size, (320, 180) if size == "tiny" else (480, 270))
     table = uvanemo_table()
     rows = table[table.subject.isin(_uvanemo_subjects(size))]
-    specs = [ClipSpec(f"videos/{r.video}.mp4", int(r.label), r.subject, 50.0, w, h, seed, **kw)
-             for r in rows.itertuples()]
+    specs = [
+        ClipSpec(f"videos/{r.video}.mp4", int(r.label), r.subject, 50.0, w, h, seed, **kw) for r in rows.itertuples()
+    ]
     return CorpusPlan(specs, lambda root, _: write_uvanemo_details(root, rows))
 
 
@@ -75,7 +77,11 @@ def plan_bbc(size, seed, frame_size=None, **kw) -> CorpusPlan:
     for folder, label in (("Genuine", 1), ("Posed", 0)):
         for i in range(1, 11):
             stem = f"{folder.lower()}_{i:02d}"
-            specs.append(ClipSpec(f"{folder}/{stem}.mp4", label, f"{folder.lower()}/{stem}", 25.0, w, h, seed, face_frac=0.65, **kw))
+            specs.append(
+                ClipSpec(
+                    f"{folder}/{stem}.mp4", label, f"{folder.lower()}/{stem}", 25.0, w, h, seed, face_frac=0.65, **kw
+                )
+            )
     return CorpusPlan(specs, lambda root, _: None)
 
 
@@ -89,7 +95,7 @@ def _mmi_counts(size: str) -> tuple[dict[int, int], dict[int, int]]:
     spont_ids = sorted(folds.subject[folds.subject >= 53])
     posed = folds[folds.subject < 53]
     if size == "full":
-        spont = {s: 16 if i < 3 else 15 for i, s in enumerate(spont_ids)}                   # 138
+        spont = {s: 16 if i < 3 else 15 for i, s in enumerate(spont_ids)}  # 138
         return spont, {s: 4 if i < 12 else 3 for i, s in enumerate(sorted(posed.subject))}  # 87
     n = {"small": 2, "tiny": 1}[size]
     return {s: n for s in spont_ids}, {int(g.subject.iloc[0]): n for _, g in posed.groupby("fold")}
@@ -99,22 +105,31 @@ def _mmi_xml(spec: ClipSpec, session: int) -> dict[str, str]:
     stem = Path(spec.relpath).stem
     subject = int(spec.subject)
     emotion = '\n  <Metatag Name="Emotion" Value="5"/>' if spec.label == 0 else ""
-    session_xml = (f'<?xml version="1.0" encoding="utf-8"?>\n<session sessionId="{session}" '
-                   f'mediaFile="{stem}.avi">\n  <subject id="{subject}"/>{emotion}\n'
-                   f'  <track id="0" type="Video" view="0" filename="{stem}.avi"/>\n'
-                   f'  <annotation id="1" type="FACS" filename="{stem}-oao_aucs.xml"/>\n</session>\n')
-    video_xml = (f'<?xml version="1.0" encoding="utf-8"?>\n<Metadata>\n  <Video FrameRate="{spec.fps:g}" '
-                 f'Width="{spec.width}" Height="{spec.height}"/>\n</Metadata>\n')
+    session_xml = (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<session sessionId="{session}" '
+        f'mediaFile="{stem}.avi">\n  <subject id="{subject}"/>{emotion}\n'
+        f'  <track id="0" type="Video" view="0" filename="{stem}.avi"/>\n'
+        f'  <annotation id="1" type="FACS" filename="{stem}-oao_aucs.xml"/>\n</session>\n'
+    )
+    video_xml = (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<Metadata>\n  <Video FrameRate="{spec.fps:g}" '
+        f'Width="{spec.width}" Height="{spec.height}"/>\n</Metadata>\n'
+    )
     return {"session.xml": session_xml, f"{stem}.xml": video_xml}
 
 
 def _mmi_aus(truth_dyn: dict, fps: float) -> str:
     """AU12 and AU6 markers (1-based frames: onset, apex, offset, end) from the clip's dynamics."""
     t0 = truth_dyn["lead"]
-    marks = [t0, t0 + truth_dyn["onset"], t0 + truth_dyn["onset"] + truth_dyn["apex"],
-             t0 + truth_dyn["onset"] + truth_dyn["apex"] + truth_dyn["offset"]]
-    markers = "".join(f'\n    <Marker Frame="{int(round(t * fps)) + 1}" Type="{k}"/>'
-                      for k, t in zip((1, 2, 3, 0), marks))
+    marks = [
+        t0,
+        t0 + truth_dyn["onset"],
+        t0 + truth_dyn["onset"] + truth_dyn["apex"],
+        t0 + truth_dyn["onset"] + truth_dyn["apex"] + truth_dyn["offset"],
+    ]
+    markers = "".join(
+        f'\n    <Marker Frame="{int(round(t * fps)) + 1}" Type="{k}"/>' for k, t in zip((1, 2, 3, 0), marks)
+    )
     aus = "".join(f'\n  <ActionUnit Number="{n}">{markers}\n  </ActionUnit>' for n in (12, 6))
     return f'<?xml version="1.0" encoding="utf-8"?>\n<ActionUnits>{aus}\n</ActionUnits>\n'
 
@@ -130,8 +145,7 @@ def plan_mmi(size, seed, frame_size=None, **kw) -> CorpusPlan:
                 session += 1
                 num = take + (50 if label == 1 else 0)
                 rel = f"Sessions/{session}/S{subject:03d}-{num:03d}.avi"
-                specs.append(ClipSpec(rel, label, f"{subject}", fps, w, h, seed, container="avi",
-                                      face_frac=0.55, **kw))
+                specs.append(ClipSpec(rel, label, f"{subject}", fps, w, h, seed, container="avi", face_frac=0.55, **kw))
                 sessions[rel] = session
 
     def write(root: Path, specs_: list[ClipSpec]) -> None:
@@ -163,8 +177,21 @@ def plan_spos(size, seed, frame_size=None, **kw) -> CorpusPlan:
     for folder, label, counts in (("posed", 0, posed), ("spontaneous", 1, spont)):
         for subject, n in counts.items():
             for k in range(1, n + 1):
-                specs.append(ClipSpec(f"{folder}/happy/{subject}_{k}", label, subject, 25.0, w, h, seed,
-                                      gray=True, container="bmp", face_frac=0.8, **kw))
+                specs.append(
+                    ClipSpec(
+                        f"{folder}/happy/{subject}_{k}",
+                        label,
+                        subject,
+                        25.0,
+                        w,
+                        h,
+                        seed,
+                        gray=True,
+                        container="bmp",
+                        face_frac=0.8,
+                        **kw,
+                    )
+                )
     return CorpusPlan(specs, lambda root, _: None)
 
 

@@ -1,5 +1,6 @@
 """One synthetic clip: a spec, a deterministic renderer of its frames, and the writers that
 store it as a real dataset does (H.264 mp4, MPEG-4 avi, or a folder of BMP images)."""
+
 from __future__ import annotations
 
 import zlib
@@ -24,16 +25,16 @@ def stable_seed(*parts) -> int:
 
 @dataclass(frozen=True)
 class ClipSpec:
-    relpath: str                 # where the clip goes, relative to the corpus root
-    label: int                   # 1 spontaneous, 0 posed
+    relpath: str  # where the clip goes, relative to the corpus root
+    label: int  # 1 spontaneous, 0 posed
     subject: str
     fps: float
     width: int
     height: int
-    seed: int                    # corpus seed; the clip's own seeds derive from it and the names
+    seed: int  # corpus seed; the clip's own seeds derive from it and the names
     gray: bool = False
-    container: str = "mp4"       # mp4 (H.264), avi (MPEG-4 part 2) or bmp (image folder)
-    face_frac: float = 0.6       # face side as a fraction of the frame height
+    container: str = "mp4"  # mp4 (H.264), avi (MPEG-4 part 2) or bmp (image folder)
+    face_frac: float = 0.6  # face side as a fraction of the frame height
     design: str = "order"
     difficulty: float = DEFAULT_DIFFICULTY
     extra: dict = field(default_factory=dict, compare=False, hash=False)
@@ -50,30 +51,34 @@ class ClipRenderer:
         face = lfw_faces()[faces[int(subj.integers(len(faces)))]]
         if subj.random() < 0.5:
             face = face[:, ::-1]
-        self.tint = np.ones(3, np.float32) if spec.gray else np.array(
-            [1.0, subj.uniform(0.75, 0.9), subj.uniform(0.6, 0.8)], np.float32)
+        self.tint = (
+            np.ones(3, np.float32)
+            if spec.gray
+            else np.array([1.0, subj.uniform(0.75, 0.9), subj.uniform(0.6, 0.8)], np.float32)
+        )
         self.dynamics, self.drawn_as = draw_dynamics(rng, spec.label, spec.design, spec.difficulty)
         H, W = spec.height, spec.width
         side = int(round(min(spec.face_frac * H * rng.uniform(0.9, 1.1), 0.9 * H, 0.9 * W)))
         self.warper = FaceWarper(face, side, self.dynamics.left, self.dynamics.right)
         self.side = side
         margin_y, margin_x = (H - side) / 2, (W - side) / 2
-        self.centre = np.array([H / 2 + rng.uniform(-0.5, 0.5) * margin_y * 0.6,
-                                W / 2 + rng.uniform(-0.5, 0.5) * margin_x * 0.6])
+        self.centre = np.array(
+            [H / 2 + rng.uniform(-0.5, 0.5) * margin_y * 0.6, W / 2 + rng.uniform(-0.5, 0.5) * margin_x * 0.6]
+        )
         self.n_frames = max(2, int(round(self.dynamics.duration * spec.fps)))
         t = np.arange(self.n_frames) / spec.fps
         amp = rng.uniform(0.005, 0.015, 2) * side
         period, phase = rng.uniform(2.0, 5.0, 2), rng.uniform(0, 2 * np.pi, 2)
         drift = amp[None] * np.sin(2 * np.pi * t[:, None] / period[None] + phase[None])
-        self.offsets = drift + rng.normal(0, 0.004 * side, (self.n_frames, 2))   # (T, 2) dy, dx
+        self.offsets = drift + rng.normal(0, 0.004 * side, (self.n_frames, 2))  # (T, 2) dy, dx
         gain0, slope = rng.uniform(0.8, 1.15), rng.uniform(-0.05, 0.05)
         self.gain = gain0 + slope * t / max(t[-1], 1e-6)
         self.bias = rng.uniform(-15, 15)
         self.noise_sigma = rng.uniform(1.0, 4.0)
         self.noise_index = rng.integers(NOISE_BANK, size=self.n_frames)
-        self._noise = None     # drawn on first use: the truth alone (metadata, resume) needs none
+        self._noise = None  # drawn on first use: the truth alone (metadata, resume) needs none
         c = 1 if spec.gray else 3
-        low = subj.uniform(20, 200, (3, 4, c)).astype(np.float32)                  # background
+        low = subj.uniform(20, 200, (3, 4, c)).astype(np.float32)  # background
         self.background = resize(low, (H, W, c), order=1).astype(np.float32)
         self.times = t
 
@@ -101,10 +106,9 @@ class ClipRenderer:
         t = self.times[i]
         top_left = self._top_left(i)
         y, x = np.floor(top_left).astype(int)
-        face = self.warper.render(float(self.dynamics.lips(t)), float(self.dynamics.eyes(t)),
-                                  shift=top_left - (y, x))
+        face = self.warper.render(float(self.dynamics.lips(t)), float(self.dynamics.eyes(t)), shift=top_left - (y, x))
         out = self.background.copy()
-        region = out[y:y + self.side, x:x + self.side]
+        region = out[y : y + self.side, x : x + self.side]
         a = self.warper.alpha[..., None]
         region[:] = a * (face[..., None] * self.tint[: region.shape[-1]] * 255) + (1 - a) * region
         out *= self.gain[i]
@@ -115,9 +119,15 @@ class ClipRenderer:
         return out[..., 0] if self.spec.gray else out
 
     def truth(self) -> dict:
-        return {"label": self.spec.label, "subject": self.spec.subject, "drawn_as": self.drawn_as,
-                "frames": self.n_frames, "fps": self.spec.fps, "face_side": self.side,
-                "dynamics": self.dynamics.to_dict()}
+        return {
+            "label": self.spec.label,
+            "subject": self.spec.subject,
+            "drawn_as": self.drawn_as,
+            "frames": self.n_frames,
+            "fps": self.spec.fps,
+            "face_side": self.side,
+            "dynamics": self.dynamics.to_dict(),
+        }
 
 
 def write_clip(spec: ClipSpec, root: Path) -> dict:
@@ -133,13 +143,21 @@ def write_clip(spec: ClipSpec, root: Path) -> dict:
             for i in range(r.n_frames):
                 Image.fromarray(r.frame(i)).save(tmp / f"{i + 1}.bmp")
         else:
-            write_video(tmp, (r.frame(i) for i in range(r.n_frames)), spec.fps, spec.width,
-                        spec.height, spec.container, spec.gray)
+            write_video(
+                tmp,
+                (r.frame(i) for i in range(r.n_frames)),
+                spec.fps,
+                spec.width,
+                spec.height,
+                spec.container,
+                spec.gray,
+            )
     return r.truth()
 
 
-def write_video(path: Path, frames, fps: float, width: int, height: int, container: str = "mp4",
-                gray: bool = False) -> None:
+def write_video(
+    path: Path, frames, fps: float, width: int, height: int, container: str = "mp4", gray: bool = False
+) -> None:
     """Encode frames with PyAV: H.264 in mp4, MPEG-4 part 2 in avi."""
     import av
 

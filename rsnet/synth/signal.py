@@ -1,9 +1,10 @@
 """Is the synthetic signal temporal? Simple classifiers on ground-truth face crops.
 
-Used by the tests and by `bench/synth_signal.py`: on held-out subjects, a logistic regression
+Used by tests/test_synth.py: on held-out subjects, a logistic regression
 on the time profile of frame-to-frame differences should beat chance clearly, while one on a
 single (apex) frame, and the same temporal features on time-shuffled frames, should not.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,7 @@ def face_crops(spec: ClipSpec, fps: float = 5.0, res: int = 48) -> np.ndarray:
         x, y, s = r.face_box(i)
         f = r.frame(i).astype(np.float32)
         f = f.mean(-1) if f.ndim == 3 else f
-        crops.append(resize(f[y:y + s, x:x + s] / 255.0, (res, res), anti_aliasing=True))
+        crops.append(resize(f[y : y + s, x : x + s] / 255.0, (res, res), anti_aliasing=True))
     return np.stack(crops)
 
 
