@@ -59,6 +59,20 @@ def sweep_data(corpora):
     return corpora.base
 
 
+@pytest.fixture(scope="session")
+def tiny_trial(corpora, cache):
+    """A short trial's TrialConfig on the tiny UvA-NEMO corpus and the shared cache; keywords
+    (fold, seed, epochs, ...) complete it."""
+    from rsnet.config import TrialConfig
+
+    def make(**kw) -> TrialConfig:
+        return TrialConfig(
+            dataset="uvanemo", root=str(corpora["uvanemo"]), batch_size=8, lr=3e-3, threads=1, cache=str(cache), **kw
+        )
+
+    return make
+
+
 @pytest.fixture
 def shared(sweep_data, cache):
     """The session's data root and cache as keyword arguments of test_sweep.run / sweep_cmd."""

@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from rsnet.config import TrialConfig
 from rsnet.synth.render import write_video
 from rsnet.trial import run_trial
 
@@ -27,18 +26,8 @@ def cli(module, *args, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def trained(corpora, cache, tmp_path_factory):
-    cfg = TrialConfig(
-        dataset="uvanemo",
-        root=str(corpora["uvanemo"]),
-        fold=1,
-        seed=0,
-        epochs=3,
-        batch_size=8,
-        lr=3e-3,
-        threads=1,
-        cache=str(cache),
-    )
+def trained(tiny_trial, tmp_path_factory):
+    cfg = tiny_trial(fold=1, seed=0, epochs=3)
     out = tmp_path_factory.mktemp("trial")
     run_trial(cfg, out)
     return out, pd.read_csv(out / "predictions.csv", dtype={"video": str, "subject": str})
@@ -61,19 +50,8 @@ def test_predict_gives_the_trials_own_scores(trained, corpora):
     assert "decode" in p.stdout and "face" in p.stdout and "model" in p.stdout
 
 
-def test_a_validation_selected_trial_predicts_with_its_selected_model(corpora, cache, tmp_path):
-    cfg = TrialConfig(
-        dataset="uvanemo",
-        root=str(corpora["uvanemo"]),
-        fold=3,
-        seed=0,
-        epochs=4,
-        batch_size=8,
-        lr=3e-3,
-        threads=1,
-        val_fraction=0.3,
-        cache=str(cache),
-    )
+def test_a_validation_selected_trial_predicts_with_its_selected_model(tiny_trial, corpora, tmp_path):
+    cfg = tiny_trial(fold=3, seed=0, epochs=4, val_fraction=0.3)
     result = run_trial(cfg, tmp_path / "trial")
     assert (tmp_path / "trial" / "selected.pt").exists()
     assert torch.load(tmp_path / "trial" / "selected.pt", weights_only=True)["epoch"] == result["selected_epoch"]

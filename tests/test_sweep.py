@@ -75,33 +75,18 @@ def test_a_regular_install_finds_its_grids_and_launcher_from_any_directory(tmp_p
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     (tmp_path / "elsewhere").mkdir()
-    p = subprocess.run(
-        [sys.executable, "-m", "rsnet.sweep", "--grid", "demo", "--dry-run"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path / "elsewhere",
-        env=env,
-    )
+
+    def python(*args):
+        return subprocess.run(
+            [sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path / "elsewhere", env=env
+        )
+
+    p = python("-m", "rsnet.sweep", "--grid", "demo", "--dry-run")
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1].startswith("sweep demo: 6 trials (" + str(tmp_path / "site"))
-    where = subprocess.run(
-        [sys.executable, "-c", "import rsnet.slurm as s; print(s.LAUNCHER, s.LAUNCHER.is_file())"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path / "elsewhere",
-        env=env,
-        check=True,
-    ).stdout
+    where = python("-c", "import rsnet.slurm as s; print(s.LAUNCHER, s.LAUNCHER.is_file())").stdout
     assert where.startswith(str(tmp_path / "site")) and where.split()[-1] == "True"
-    p = subprocess.run(
-        [sys.executable, "-m", "rsnet.sweep", "--grid", "nope", "--dry-run"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path / "elsewhere",
-        env=env,
-    )
+    p = python("-m", "rsnet.sweep", "--grid", "nope", "--dry-run")
     assert p.returncode == 2 and "no sweep named 'nope'" in p.stderr and "demo" in p.stderr
 
 

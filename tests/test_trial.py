@@ -18,19 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def base(corpora, cache):
-    return TrialConfig(
-        dataset="uvanemo",
-        root=str(corpora["uvanemo"]),
-        fold=2,
-        seed=1,
-        epochs=4,
-        batch_size=8,
-        lr=3e-3,
-        checkpoint_every=2,
-        threads=1,
-        cache=str(cache),
-    )
+def base(tiny_trial):
+    return tiny_trial(fold=2, seed=1, epochs=4, checkpoint_every=2)
 
 
 @pytest.fixture(scope="module")
