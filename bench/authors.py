@@ -72,24 +72,9 @@ def authors_cell(cell, x, h, c):
     return o * torch.tanh(c), c
 
 
-def plain_convs(model: nn.Module) -> nn.Module:
-    """Plain NCHW nn.Conv2d layers: undo our channels-last FrameConv2d and channels-last frames
-    (same weights)."""
-    from rsnet.model.frame_layers import FrameConv2d
-
-    model.encoder.channels_last_input = False
-    for m in model.modules():
-        if isinstance(m, FrameConv2d):
-            m.__class__ = nn.Conv2d
-    return model
-
-
 def authors_layers(model: nn.Module) -> nn.Module:
-    """The authors' FPN layers on the same weights: the plain nn layers in place of our frame
-    layers, and their extra nn.AvgPool2d(1, 1) before the dropout."""
-    from rsnet.model.frame_layers import plain_layers
-
-    plain_layers(model)
+    """The authors' FPN layers on the same weights (the model as built, plain nn layers), with
+    their extra nn.AvgPool2d(1, 1) before the dropout."""
     layers = list(model.encoder)
     model.encoder = nn.Sequential(*layers[:-1], nn.AvgPool2d(1, 1), layers[-1])
     return model

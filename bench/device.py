@@ -5,10 +5,8 @@
 DIR is a preprocessing cache (a folder holding frames.u8, videos.csv, meta.json), opened as it
 is, so no dataset or decoder is needed on the GPU machine. Prints:
   agree   one training step (dropout off) of the same weights on the same batch, each path
-          against float64 on the CPU: the CPU's fast paths (channels-last frame layers, the
-          ConvLSTM's hand-written backward), the reference paths (plain layers, the ConvLSTM
-          loop under autograd) on the CPU, and CUDA's; differences of the logits, and of every
-          parameter's gradient relative to its largest value
+          against float64 on the CPU: the CPU's float32 and CUDA's; differences of the logits,
+          and of every parameter's gradient relative to its largest value
   epoch   train_one_epoch + evaluate, as run_trial calls them, on CUDA in fp32 and with AMP
           (bf16 autocast), and on the CPU: seconds per epoch, peak GPU memory, final loss
 Runs on a CPU-only machine too (the CUDA lines are skipped).
@@ -27,7 +25,6 @@ from rsnet.data import FrameCache
 from rsnet.engine import evaluate, train_one_epoch
 from rsnet.loss import class_weights, smile_loss
 from rsnet.model import build_model
-from rsnet.model.frame_layers import plain_layers
 
 
 def one_step_grads(model, frames, lengths, labels, weights, device):
@@ -43,21 +40,21 @@ def one_step_grads(model, frames, lengths, labels, weights, device):
 
 
 def agreement(data: ClipSet, weights, cuda: bool) -> None:
-    """Each path's error against float64 on the CPU (reference layers), on one training step."""
+    """Each path's error against float64 on the CPU, on one training step."""
     frames, lengths, labels, _ = next(iter(batches(data, 16, True, 0, 1)))
     torch.manual_seed(0)
-    fast = build_model("full")
+    model = build_model("full")
 
-    def copy(plain: bool):
+    def copy():
         m = build_model("full")
-        m.load_state_dict(fast.state_dict())
-        return plain_layers(m) if plain else m
+        m.load_state_dict(model.state_dict())
+        return m
 
     cpu = torch.device("cpu")
-    l64, g64 = one_step_grads(copy(True).double(), frames.double(), lengths, labels, weights.double(), cpu)
-    paths = {"CPU fast paths fp32": (fast, cpu), "CPU reference paths fp32": (copy(True), cpu)}
+    l64, g64 = one_step_grads(copy().double(), frames.double(), lengths, labels, weights.double(), cpu)
+    paths = {"CPU fp32": (model, cpu)}
     if cuda:
-        paths["CUDA fp32 (cuDNN may use TF32)"] = (copy(False), torch.device("cuda"))
+        paths["CUDA fp32 (cuDNN may use TF32)"] = (copy(), torch.device("cuda"))
     scale = max(float(g.abs().max()) for g in g64.values())
     for name, (model, device) in paths.items():
         logits, grads = one_step_grads(model, frames, lengths, labels, weights, device)

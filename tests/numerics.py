@@ -19,7 +19,6 @@ import torch
 OUTPUT_TOL = 5e-5  # logits and probabilities, relative to their largest value (measured 3.6e-6)
 GRAD_TOL = 5e-3  # a parameter's gradient, relative to its largest value (measured 5.0e-4)
 ZERO_GRAD_TOL = 2e-5  # a true-0 gradient, relative to what cancels in it (measured 2.2e-6)
-LAYER_TOL = 5e-6  # one layer's output or gradient, relative to its largest value (measured 4.9e-7)
 BUFFER_TOL = 1e-4  # BatchNorm running statistics, relative to their largest value (measured 1.2e-5)
 
 

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 import torch
-from numerics import BUFFER_TOL, LAYER_TOL, OUTPUT_TOL, GradientScales, assert_gradients_near, assert_near
+from numerics import BUFFER_TOL, OUTPUT_TOL, GradientScales, assert_gradients_near, assert_near
 
 from rsnet.model import VARIANTS, build_model, count_parameters
 from rsnet.model.blocks import TemporalSmileAttention, frame_differences
@@ -137,141 +137,49 @@ def load_as_float32(model, ref):
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ref.state_dict().items()})
 
 
-def test_fast_frame_layers_and_plain_layers_match_float64():
-    """The CPU training path (frame_layers, hand-written ConvLSTM backward, channels-last front)
-    and the plain nn layers, each in float32 against the plain layers in float64, over three
-    steps from the same parameters: outputs, every gradient, running statistics, then eval."""
-    from rsnet.model.frame_layers import AvgPool2x2, FrameBatchNorm2d, FrameConv2d, plain_layers
-
+def test_float32_training_matches_float64():
+    """The model in float32 against the same model in float64, over three steps from the same
+    parameters: outputs, every gradient, running statistics, then eval."""
     torch.manual_seed(0)
-    fast = build_model("full")
-    kinds = [type(m) for m in fast.modules() if type(m) in (FrameConv2d, FrameBatchNorm2d, AvgPool2x2)]
-    assert (kinds.count(FrameConv2d), kinds.count(FrameBatchNorm2d), kinds.count(AvgPool2x2)) == (3, 3, 2)
-    for m in fast.modules():  # dropout is not what is compared here
+    model = build_model("full")
+    for m in model.modules():  # dropout is not what is compared here
         if isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)):
             m.p = 0.0
-    plain = plain_layers(copy.deepcopy(fast))
-    assert not any(isinstance(m, (FrameConv2d, FrameBatchNorm2d, AvgPool2x2)) for m in plain.modules())
-    assert list(fast.state_dict()) == list(plain.state_dict())
-    ref = plain_layers(copy.deepcopy(fast)).double()
+    ref = copy.deepcopy(model).double()
     scales = GradientScales(ref)
-    # the frames reach the TSA and the input BN channels-last, the first conv's output is NCHW
-    seen = {}
-    for name in ("tsa", "encoder.0", "encoder.1.1"):
-        fast.get_submodule(name).register_forward_pre_hook(lambda m, a, name=name: seen.__setitem__(name, a[0]))
     lengths = torch.tensor([7, 5, 2])
     weights = torch.tensor([[1.0], [-2.0], [0.5]])
     for step in range(3):
         x = torch.rand(3, 7, 3, 48, 48, generator=torch.Generator().manual_seed(step))
-        for model in (fast, plain):  # each step starts from the reference's parameters
-            load_as_float32(model, ref)
+        load_as_float32(model, ref)  # each step starts from the reference's parameters
         outs = {}
-        for name, model in (("fast", fast), ("plain", plain), ("ref", ref)):
-            model.zero_grad()
-            outs[name] = model.logits(x.to(next(model.parameters()).dtype), lengths)
+        for name, m in (("float32", model), ("ref", ref)):
+            m.zero_grad()
+            outs[name] = m.logits(x.to(next(m.parameters()).dtype), lengths)
             (outs[name] * weights.to(outs[name].dtype)).sum().backward()
-        assert not seen["tsa"].is_contiguous() and seen["tsa"].is_contiguous(memory_format=torch.channels_last)
-        assert not seen["encoder.0"].is_contiguous() and seen["encoder.1.1"].is_contiguous()
-        for name, model in (("fast", fast), ("plain", plain)):
-            assert_near(outs[name], outs["ref"], OUTPUT_TOL, f"{name} logits, step {step}")
-            assert_gradients_near(model, ref, scales, f"{name}, step {step}:")
-            for (b, a), r in zip(model.named_buffers(), ref.buffers()):
-                assert_near(a.double(), r, BUFFER_TOL, f"{name} {b}, step {step}")
+        assert_near(outs["float32"], outs["ref"], OUTPUT_TOL, f"logits, step {step}")
+        assert_gradients_near(model, ref, scales, f"step {step}:")
+        for (b, a), r in zip(model.named_buffers(), ref.buffers()):
+            assert_near(a.double(), r, BUFFER_TOL, f"{b}, step {step}")
         with torch.no_grad():
             for p in ref.parameters():
                 p -= 3e-2 * p.grad.clamp(-1, 1)
-    for model in (fast, plain):
-        load_as_float32(model, ref)
-    for model in (fast, plain, ref):
-        model.eval()
+    load_as_float32(model, ref)
+    model.eval()
+    ref.eval()
     with torch.no_grad():
-        want = ref(x.double(), lengths)
-        for model in (fast, plain):
-            assert_near(model(x, lengths), want, OUTPUT_TOL, "eval probabilities")
+        assert_near(model(x, lengths), ref(x.double(), lengths), OUTPUT_TOL, "eval probabilities")
 
 
-@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_frame_batchnorm_is_batchnorm(layout):
-    """Against nn.BatchNorm2d in float64: training statistics (biased for the output, unbiased
-    for running_var), momentum None (a cumulative average), gradients of input, weight and bias;
-    NCHW and channels-last input (the output keeps the layout)."""
-    from rsnet.model.frame_layers import FrameBatchNorm2d
-
-    torch.manual_seed(0)
-    for momentum in (0.1, None):
-        fast, ref = FrameBatchNorm2d(4, momentum=momentum), torch.nn.BatchNorm2d(4, momentum=momentum)
-        with torch.no_grad():
-            fast.weight.uniform_(0.5, 1.5)
-            fast.bias.uniform_(-1, 1)
-        ref.load_state_dict(fast.state_dict())
-        ref.double()
-        for _ in range(3):
-            x = (torch.randn(6, 4, 10, 12) * 3 + 5).contiguous(memory_format=layout)  # mean far from 0
-            g = torch.randn(6, 4, 10, 12)
-            results = []
-            for bn, dtype in ((fast, torch.float32), (ref, torch.float64)):
-                xi = x.detach().to(dtype, copy=True).requires_grad_()
-                bn.zero_grad()
-                y = bn(xi)
-                y.backward(g.to(dtype))
-                results.append((y, xi.grad, bn.weight.grad, bn.bias.grad))
-            assert results[0][0].dtype == torch.float32 and results[0][0].is_contiguous(memory_format=layout)
-            for what, a, r in zip(("output", "input grad", "weight grad", "bias grad"), *results):
-                assert_near(a, r, LAYER_TOL, what)
-        assert_near(fast.running_mean, ref.running_mean, LAYER_TOL, "running_mean")
-        assert_near(fast.running_var, ref.running_var, LAYER_TOL, "running_var")
-        assert fast.num_batches_tracked == ref.num_batches_tracked == 3
-
-
-def test_frame_conv_layouts():
-    """FrameConv2d is the float64 convolution's result to float32 error; NCHW out, except a
-    channels-last input with keep_channels_last; gradients of the input in either case."""
-    from rsnet.model.frame_layers import FrameConv2d
-
-    torch.manual_seed(0)
-    x = torch.randn(5, 3, 12, 10)
-    for keep in (False, True):
-        conv = FrameConv2d(3, 4, 3, padding=1, keep_channels_last=keep)
-        for layout in (torch.contiguous_format, torch.channels_last):
-            xi = x.contiguous(memory_format=layout).requires_grad_()
-            y = conv(xi)
-            xr = x.double().requires_grad_()
-            ref = torch.nn.functional.conv2d(xr, conv.weight.double(), conv.bias.double(), padding=1)
-            assert_near(y, ref, LAYER_TOL, "output")
-            stays = keep and layout == torch.channels_last
-            assert y.is_contiguous(memory_format=torch.channels_last if stays else torch.contiguous_format)
-            (gx,) = torch.autograd.grad(y.square().sum(), xi)
-            (gref,) = torch.autograd.grad(ref.square().sum(), xr)
-            assert_near(gx, gref, LAYER_TOL, "input grad")
-
-
-@pytest.mark.parametrize("size", [(48, 48), (24, 24), (7, 9)])
-def test_avgpool2x2_is_avgpool2d(size):
-    from rsnet.model.frame_layers import AvgPool2x2
-
-    x = torch.randn(5, 4, *size, requires_grad=True)
-    g = torch.randn(5, 4, size[0] // 2, size[1] // 2)
-    y = AvgPool2x2()(x)
-    (gx,) = torch.autograd.grad(y, x, g)
-    xr = x.detach().double().requires_grad_()
-    y_ref = torch.nn.functional.avg_pool2d(xr, 2)
-    (gx_ref,) = torch.autograd.grad(y_ref, xr, g.double())
-    assert_near(y, y_ref, LAYER_TOL, "output")
-    assert_near(gx, gx_ref, LAYER_TOL, "input grad")
-
-
-@pytest.mark.parametrize("by_hand", [True, False], ids=["hand-written-bptt", "autograd-loop"])
-def test_convlstm_follows_the_equations_and_stops_at_each_length(by_hand):
+def test_convlstm_follows_the_equations_and_stops_at_each_length():
     """Shi et al.'s ConvLSTM written out gate by gate (i, f, o, g), run on each video alone for
-    its own length, against the batched module on a right-padded batch: states and gradients,
-    for the CPU training path (hand-written backward) and the reference loop under autograd."""
+    its own length, against the batched module on a right-padded batch: states and gradients."""
     from torch.nn.functional import conv2d
 
     from rsnet.model.blocks import ConvLSTM
 
     torch.manual_seed(0)
     lstm = ConvLSTM(6, 8, forget_bias=1.0).double()
-    lstm.bptt_by_hand = by_hand
     w, b = lstm.cell.conv.weight, lstm.cell.conv.bias
     x = torch.randn(3, 6, 6, 5, 5, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([6, 2, 4])
@@ -286,7 +194,6 @@ def test_convlstm_follows_the_equations_and_stops_at_each_length(by_hand):
         refs.append(h[0])
     ref = torch.stack(refs)
     out = lstm(x, lengths)
-    assert ("_ConvLSTMSequence" in type(out.grad_fn).__name__) == by_hand
     torch.testing.assert_close(out, ref)
     weights = torch.randn_like(ref)
     grads = torch.autograd.grad((out * weights).sum(), (x, w, b))
@@ -294,50 +201,3 @@ def test_convlstm_follows_the_equations_and_stops_at_each_length(by_hand):
     for a, r in zip(grads, grads_ref):
         torch.testing.assert_close(a, r)
     assert torch.count_nonzero(grads[0][1, 2:]) == 0  # padding after a video's end gets no gradient
-
-
-def test_convlstm_hand_written_backward_passes_gradcheck():
-    """Finite differences against the hand-written backward through time, for the input, the
-    weights and the bias, with videos of different lengths in one padded batch (float64)."""
-    from rsnet.model.convlstm_bptt import convlstm_sequence
-
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(3 + 2, 4 * 2, 3, padding=1).double()
-    x = torch.randn(3, 4, 3, 4, 4, dtype=torch.float64, requires_grad=True)
-    lengths = torch.tensor([2, 4, 1])
-
-    def run(x, weight, bias):
-        conv.weight, conv.bias = weight, bias
-        return convlstm_sequence(x, lengths, conv)
-
-    weight = torch.nn.Parameter(conv.weight.detach().clone())
-    bias = torch.nn.Parameter(conv.bias.detach().clone())
-    assert torch.autograd.gradcheck(run, (x, weight, bias))
-
-
-def test_convlstm_hand_written_path_never_reads_the_padding():
-    """Frames after a video's end do not enter its steps: NaN there changes nothing, and the
-    float32 outputs and gradients are those of the reference loop in float64 on zero padding."""
-    from rsnet.model.blocks import ConvLSTM
-
-    torch.manual_seed(0)
-    lstm = ConvLSTM(6, 8)
-    ref = copy.deepcopy(lstm).double()
-    ref.bptt_by_hand = False
-    x = torch.randn(4, 5, 6, 6, 6)
-    lengths = torch.tensor([5, 2, 4, 1])
-    for v, n in enumerate(lengths.tolist()):
-        x[v, n:] = 0.0
-    x_nan = x.clone()
-    for v, n in enumerate(lengths.tolist()):
-        x_nan[v, n:] = float("nan")
-    weights = torch.randn(4, 8, 6, 6)
-    results = []
-    for module, inputs in ((ref, x.double()), (lstm, x_nan)):
-        inputs = inputs.clone().requires_grad_()
-        out = module(inputs, lengths)
-        results.append((out, *torch.autograd.grad((out * weights.to(out.dtype)).sum(), (inputs, *module.parameters()))))
-    assert "_ConvLSTMSequence" in type(results[1][0].grad_fn).__name__
-    for what, r, a in zip(("output", "input grad", "weight grad", "bias grad"), *results):
-        assert torch.isfinite(a).all(), what
-        assert_near(a, r, LAYER_TOL, what)

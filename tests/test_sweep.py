@@ -64,12 +64,16 @@ def test_dry_run_lists_the_trials(tmp_path):
 
 
 def test_a_regular_install_finds_its_grids_and_launcher_from_any_directory(tmp_path):
-    """A wheel installed elsewhere (not this checkout): `--grid demo` and the Slurm launcher."""
-    wheel = tmp_path / "wheel"
+    """A wheel installed elsewhere (not this checkout): `--grid demo` and the Slurm launcher. The
+    wheel is built from a copy of the sources, so that no build files land in the checkout."""
+    import shutil
+
+    src, wheel = tmp_path / "src", tmp_path / "wheel"
+    shutil.copytree(REPO / "rsnet", src / "rsnet", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheel, REPO], check=True, timeout=300, cwd=tmp_path
-    )
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheel, src], check=True, timeout=300)
     subprocess.run(
         [*pip, "install", "--no-deps", "--target", tmp_path / "site", *wheel.glob("*.whl")], check=True, timeout=300
     )

@@ -11,9 +11,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .convlstm_bptt import convlstm_sequence
-from .frame_layers import AvgPool2x2, FrameBatchNorm2d, FrameConv2d
-
 
 def frame_differences(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """x_t - x_{t-1} for every real frame, and exactly zero at each video's first frame (it has
@@ -39,7 +36,7 @@ class TemporalSmileAttention(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.conv = FrameConv2d(channels, channels, 3, padding=1, keep_channels_last=True)
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
         with torch.no_grad():
             self.conv.weight.zero_()
             for c in range(channels):
@@ -54,37 +51,23 @@ class TemporalSmileAttention(nn.Module):
 class ConvBNReLU(nn.Sequential):
     """Conv2d -> BatchNorm2d -> ReLU (the authors' `Convbn`)."""
 
-    def __init__(
-        self,
-        cin: int,
-        cout: int,
-        kernel: int,
-        padding: int = 0,
-        conv: type[nn.Conv2d] = nn.Conv2d,
-        bn: type[nn.BatchNorm2d] = nn.BatchNorm2d,
-    ):
-        super().__init__(conv(cin, cout, kernel, padding=padding), bn(cout), nn.ReLU(inplace=True))
+    def __init__(self, cin: int, cout: int, kernel: int, padding: int = 0):
+        super().__init__(nn.Conv2d(cin, cout, kernel, padding=padding), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class FacePatternNet(nn.Sequential):
     """FPN (Sec. 3.2): BN on the input; Conv3x3->4 +BN+ReLU, AvgPool 2; Conv3x3->6 +BN+ReLU,
-    AvgPool 2; Dropout2d(0.2).  (N, C, R, R) -> (N, 6, R/4, R/4).
-    Its layers are the CPU-fast drop-ins of `frame_layers` (same parameters and results)."""
+    AvgPool 2; Dropout2d(0.2).  (N, C, R, R) -> (N, 6, R/4, R/4)."""
 
     out_channels = 6
-    # On CPU the frames come in channels-last (converted once, `SmileNet.encode_frames`): the TSA,
-    # the input BN and the first conv then run without converting back and forth; from the first
-    # conv's output on it is NCHW.
-    channels_last_input = True
 
     def __init__(self, in_channels: int = 3):
-        fast = {"conv": FrameConv2d, "bn": FrameBatchNorm2d}
         super().__init__(
-            FrameBatchNorm2d(in_channels),
-            ConvBNReLU(in_channels, 4, 3, padding=1, **fast),
-            AvgPool2x2(),
-            ConvBNReLU(4, 6, 3, padding=1, **fast),
-            AvgPool2x2(),
+            nn.BatchNorm2d(in_channels),
+            ConvBNReLU(in_channels, 4, 3, padding=1),
+            nn.AvgPool2d(2),
+            ConvBNReLU(4, 6, 3, padding=1),
+            nn.AvgPool2d(2),
             nn.Dropout2d(0.2),
         )
 
@@ -118,12 +101,7 @@ class ConvLSTMCell(nn.Module):
 
 class ConvLSTM(nn.Module):
     """Runs a ConvLSTMCell over a right-padded sequence and returns, for every video, the
-    hidden state after its own last real frame.  (B, T, C, H, W), (B,) -> (B, hidden, H, W).
-
-    Training on CPU runs the same recurrence with a hand-written backward (`convlstm_bptt`,
-    the same results up to float rounding); `bptt_by_hand = False` keeps this loop throughout."""
-
-    bptt_by_hand = True
+    hidden state after its own last real frame.  (B, T, C, H, W), (B,) -> (B, hidden, H, W)."""
 
     def __init__(self, in_channels: int, hidden: int, forget_bias: float | None = None):
         super().__init__()
@@ -131,8 +109,6 @@ class ConvLSTM(nn.Module):
         self.cell = ConvLSTMCell(in_channels, hidden, forget_bias)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if self.bptt_by_hand and torch.is_grad_enabled() and x.device.type == "cpu":
-            return convlstm_sequence(x, lengths, self.cell.conv)
         B, _, _, H, W = x.shape  # (B, T, C, H, W)
         h = x.new_zeros(B, self.out_channels, H, W)
         c = torch.zeros_like(h)

@@ -39,8 +39,6 @@ class SmileNet(nn.Module):
         lengths = lengths.to(frames.device)
         mask = lengths_mask(lengths, T)  # (B, T)
         x = frames[mask]  # (N, C, H, W), video after video
-        if x.device.type == "cpu" and getattr(self.encoder, "channels_last_input", False):
-            x = x.contiguous(memory_format=torch.channels_last)  # same values, the encoder's layout
         if self.tsa is not None:
             x = self.tsa(x, frame_differences(x, lengths))  # (N, C, H, W)
         feats = self.encoder(x)  # (N, C', S, S)
