@@ -17,6 +17,7 @@ import torch
 
 from .loss import class_weights, smile_loss
 from .model import build_model, count_parameters
+from .provenance import synthetic_note
 
 
 def model_smoke(
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
     from .report import build_report
 
     r = build_report(root / "demo")
-    print(f"rsnet demo: report (SYNTHETIC data, not the paper's numbers) in {r['out']}/ -> open {r['out']}/index.md")
+    print(f"rsnet demo: report in {r['out']}/ -> open {r['out']}/index.md{synthetic_note(r['synthetic'])}")
     return status
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from .batching import batches, collate
 from .data.preprocess import PreprocessError, preprocess_video
 from .predict import expand_inputs, load_trained
+from .provenance import synthetic_title
 
 TSNE_PIXELS = 600
 
@@ -116,7 +117,7 @@ def tsne_figure(trial_dir: Path, out: Path) -> Path:
     ax.set_xticks([])
     ax.set_yticks([])
     title = f"t-SNE of test-fold embeddings: {cfg.dataset} {cfg.split} fold {cfg.fold}, {cfg.variant}"
-    ax.set_title(("SYNTHETIC DATA: " if facts["synthetic"] else "") + title, fontsize=8)
+    ax.set_title(synthetic_title(title, facts["synthetic"]), fontsize=8)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "tsne.png"
     fig.savefig(path, dpi=100)

@@ -13,6 +13,7 @@ import typing
 
 from .config import TrialConfig
 from .data import DatasetError
+from .provenance import synthetic_note
 from .runtime import configure_process
 from .trial import TrialError, run_trial
 
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
     print(
         f"train: accuracy {result['accuracy']:.4f} ({result['selection']}, epoch {result['selected_epoch']}); "
         f"optimistic (best test epoch {result['optimistic_epoch']}) {result['optimistic_accuracy']:.4f}; "
-        f"{result['test_videos']} test videos{' [synthetic data]' if result['synthetic'] else ''} -> {out}"
+        f"{result['test_videos']} test videos -> {out}{synthetic_note(result['synthetic'])}"
     )
     return 0
 

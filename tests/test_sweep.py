@@ -190,7 +190,10 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
     )
     assert rep.returncode == 0, rep.stderr
     out = tmp_path / "results" / "report"
-    assert "6 finished, 0 failed of 6 trials (SYNTHETIC" in rep.stdout and "results/report/index.md" in rep.stdout
+    assert (
+        "6 finished, 0 failed of 6 trials [SYNTHETIC DATA (not the paper's numbers)]" in rep.stdout
+        and "results/report/index.md" in rep.stdout
+    )
     cells = pd.read_csv(out / "cells.csv").set_index("setting")
     assert set(cells.index) == {"full", "no_tsa", "shuffled_frames"}
     assert (cells.flag == "(partial: 2/10 trials)").all()  # 2 of UvA-NEMO's 10 folds, one seed

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..provenance import synthetic_note
 from .write import build_report
 
 
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
         return 2
     print(
         f"report: {r['finished']} finished, {r['failed']} failed of {r['trials']} trials"
-        + (" (SYNTHETIC data: not the paper's numbers)" if r["synthetic"] else "")
+        + synthetic_note(r["synthetic"])
     )
     print(f"report: {len(r['tables'])} tables, {len(r['figures'])} figures in {r['out']}/ -> open {r['out']}/index.md")
     return 0

@@ -13,11 +13,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-SYNTH = "SYNTHETIC DATA: "
+from ..provenance import synthetic_title
 
 
 def _title(text: str, synthetic: bool) -> str:
-    return (SYNTH if synthetic else "") + text
+    return synthetic_title(text, synthetic)
 
 
 def _save(fig, path: Path) -> Path:

@@ -13,6 +13,7 @@ from ..config import TrialConfig
 from ..data.adapters import age_group
 from ..data.splits import N_FOLDS, parse_split
 from ..protocols import uvanemo_table
+from ..provenance import synthetic_title
 from .aggregate import cell_value, fmt
 
 DATASETS = list(N_FOLDS)
@@ -30,7 +31,7 @@ class Table:
 
     @property
     def full_title(self) -> str:
-        return ("SYNTHETIC DATA (not the paper's numbers): " if self.synthetic else "") + self.title
+        return synthetic_title(self.title, self.synthetic)
 
 
 def _packaged_csv(name: str) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..provenance import synthetic_title
 from . import aggregate, figures, resampling, tables
 from .load import load_all
 from .tables import Table
@@ -97,7 +98,7 @@ def _method_lines(made: list[Table]) -> list[str]:
 
 
 def _index(out: Path, sweeps, trials: pd.DataFrame, made: list[Table], pngs: list[Path], synthetic: bool) -> None:
-    title = ("SYNTHETIC DATA — " if synthetic else "") + "rsnet report"
+    title = synthetic_title("rsnet report", synthetic)
     lines = [f"# {title}", "", f"Written {time.strftime('%Y-%m-%d %H:%M')} from {len(sweeps)} sweep(s).", ""]
     if synthetic:
         lines += [

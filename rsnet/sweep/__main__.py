@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..atomic import write_json_atomic
+from ..provenance import synthetic_note
 from .spec import SweepError, load_sweep, resolve_sweep_path
 
 
@@ -169,7 +170,7 @@ def main(argv=None) -> int:
     print(
         f"sweep {sweep.name}: {done}/{len(trials)} finished, {failed} failed, mean accuracy {mean:.4f}, "
         f"{(time.time() - t0) / 60:.1f} min -> {sweep_dir / 'trials.csv'}"
-        f"{' [synthetic data]' if sweep.synthetic else ''}"
+        f"{synthetic_note(bool(sweep.synthetic))}"
     )
     return 0 if failed == 0 else 1
 
