@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, fields
 
+from .data.adapters import adapter_options
 from .data.preprocess import PrepConfig
 from .data.splits import MMI_FOLDS, N_FOLDS, SPLITS, folds_for, parse_split
 from .loss import WEIGHTINGS
@@ -109,7 +110,7 @@ class TrialConfig:
     def listing(self, dataset: str) -> dict:
         """Keyword arguments of `rsnet.data.list_videos` for `dataset`, this trial's own or its
         cross-domain target: the MMI selection is the one dataset option."""
-        return {"selection": self.mmi_selection} if dataset == "mmi" and self.mmi_selection else {}
+        return adapter_options(dataset, self.mmi_selection)
 
     def target(self) -> str | None:
         """The dataset a cross:<target> split tests on; None for the other splits."""

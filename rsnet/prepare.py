@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from .data import ADAPTERS, DatasetError, PrepConfig, load_or_build
+from .data.adapters import adapter_options
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
     cfg = PrepConfig(fps=a.fps, res=a.res, channels=a.channels)
-    kw = {"selection": a.selection} if a.dataset == "mmi" else {}
+    kw = adapter_options(a.dataset, a.selection)
     cluster, options = None, None
     if a.slurm:
         cluster = "slurm"

@@ -227,6 +227,12 @@ def list_spos(root, fps: float = 25.0) -> pd.DataFrame:
     return _frame(rows)
 
 
+def adapter_options(dataset: str, mmi_selection: str | None = None) -> dict:
+    """Keyword arguments of `dataset`'s adapter from the settings that name them: MMI's selection
+    file is the one dataset option (no file given: the adapter's default)."""
+    return {"selection": mmi_selection} if dataset == "mmi" and mmi_selection else {}
+
+
 ADAPTERS = {"uvanemo": list_uvanemo, "bbc": list_bbc, "mmi": list_mmi, "spos": list_spos}
 
 
