@@ -13,8 +13,8 @@ import pytest
 from rsnet.report import build_report
 from rsnet.report.aggregate import fmt, mean_ci, per_seed, summarise
 from rsnet.report.load import load_results
+from rsnet.report.published import majority, method_descriptions, published, published_cross_domain
 from rsnet.report.resampling import hierarchical_bootstrap, holm, paired, percentile_interval, sign_flip_p
-from rsnet.report.tables import majority, method_descriptions, published, published_cross_domain
 from rsnet.sweep.spec import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -417,7 +417,7 @@ SHARED_PAPER = REPO.parent / "shared" / "paper"
 
 @pytest.mark.skipif(not SHARED_PAPER.is_dir(), reason="the paper's transcription lies in ../shared beside the checkout")
 def test_readings_name_the_authors_code_where_a_sweep_follows_it():
-    from rsnet.report.tables import readings
+    from rsnet.report.audit import readings
 
     trials = pd.DataFrame(
         {

@@ -6,7 +6,7 @@ Definitions (stated in every report):
   over all the protocol's folds ("pooled"); the mean of the per-fold accuracies is given too.
 - A cell's figure is the mean over seeds ("mean of ten trials" in the paper) with the sample
   standard deviation and a 95% Student-t interval of that mean. That interval knows only the
-  seeds; the tables' [low-high] is a 95% interval that also counts the test videos as a sample:
+  seeds; the tables' [low, high] is a 95% interval that also counts the test videos as a sample:
   a bootstrap resampling seeds, and test videos within each fold (one draw for every seed, as
   they share their test videos), 2,000 resamples.
 - Only seeds whose folds are all finished enter the mean. A cell that lacks seeds says so,

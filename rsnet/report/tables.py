@@ -1,22 +1,21 @@
-"""The report's tables as DataFrames: Table 2, Table 3 (+ paired comparison), the fps x
-resolution grid (Fig. 6), cross-domain, subgroups and mispredictions (Fig. 7), honest versus
-optimistic accuracy, and failed trials. Values are percentages formatted by `aggregate.fmt`."""
+"""The paper's tables as DataFrames, ours beside the published rows: Table 2, Table 3 (+ paired
+comparison), the fps x resolution grid (Fig. 6), cross-domain, subgroups and mispredictions
+(Fig. 7). Values are percentages formatted by `aggregate.fmt`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 import pandas as pd
 
 from ..config import TrialConfig
 from ..data.adapters import age_group
-from ..data.splits import N_FOLDS, parse_split
+from ..data.splits import parse_split
 from ..protocols import uvanemo_table
 from ..provenance import synthetic_title
 from .aggregate import cell_value, fmt
+from .published import DATASETS, majority_cell, our_majority_row, published_cross_domain, published_rows
 
-DATASETS = list(N_FOLDS)
 DEFAULTS = TrialConfig()
 HYPER = {"lr": "lr", "batch_size": "batch", "epochs": "epochs", "forget_bias": "forget bias"}
 
@@ -32,63 +31,6 @@ class Table:
     @property
     def full_title(self) -> str:
         return synthetic_title(self.title, self.synthetic)
-
-
-def _packaged_csv(name: str) -> pd.DataFrame:
-    with resources.files(__package__).joinpath(name).open() as f:
-        return pd.read_csv(f, comment="#", dtype=str).fillna("")
-
-
-def published() -> pd.DataFrame:
-    """The paper's published accuracies (rsnet/report/published.csv): Table 2, Table 3 and the
-    majority class of its test videos; '' where the paper prints '-'."""
-    return _packaged_csv("published.csv")
-
-
-def published_cross_domain() -> pd.DataFrame:
-    """The paper's cross-domain accuracies (Section 4.2): train, test, accuracy, source."""
-    return _packaged_csv("published_cross_domain.csv")
-
-
-def method_descriptions() -> dict[str, str]:
-    """method or setting name -> one sentence saying what it is (rsnet/report/methods.csv)."""
-    return dict(_packaged_csv("methods.csv").values)
-
-
-def majority(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.Series:
-    """(dataset, split) -> accuracy (%) of always answering the larger class, over the distinct
-    test videos of that protocol's finished trials (all folds together)."""
-    t = trials[trials.status == "finished"]
-    p = predictions.merge(t[["trial", "dataset", "split"]], on="trial").drop_duplicates(["dataset", "split", "video"])
-    share = p.groupby(["dataset", "split"]).label.mean()
-    return 100 * pd.concat([share, 1 - share], axis=1).max(axis=1)
-
-
-def _published_rows(table: str, name_column: str) -> list[dict]:
-    pub = published()
-    pub = pub[pub.table.isin([table, "majority"])]
-    return [
-        {
-            name_column: r["method"],
-            "process": r["process_type"],
-            "source": f"published: {r['source']}",
-            **{d: r[d] or "—" for d in DATASETS},
-        }
-        for r in pub.to_dict("records")
-    ]
-
-
-def _majority_cell(majority_pct: pd.Series, dataset: str, split: str) -> str:
-    return f"{majority_pct[(dataset, split)]:.1f}" if (dataset, split) in majority_pct.index else "—"
-
-
-def _our_majority_row(name_column: str, majority_pct: pd.Series) -> dict:
-    return {
-        name_column: "majority class",
-        "process": "",
-        "source": "this run: the test videos' larger class",
-        **{d: _majority_cell(majority_pct, d, "kfold") for d in DATASETS},
-    }
 
 
 def _differs(value, default) -> bool:
@@ -127,7 +69,7 @@ def _base_protocol(cells: pd.DataFrame) -> pd.Series:
 def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
     """Datasets as columns; the published rows (with each method's process type), then ours
     (pooled, and mean of folds), and the majority class of the paper's and of our test videos."""
-    rows = _published_rows("table2", "method")
+    rows = published_rows("table2", "method")
     ours = cells[_is_default_model(cells) & _base_protocol(cells)]
     for (label, agg), g in _by_label(ours):
         by_dataset = g.set_index("dataset")
@@ -142,7 +84,7 @@ def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
                 **{d: value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in DATASETS},
             }
         )
-    rows.append(_our_majority_row("method", majority_pct))
+    rows.append(our_majority_row("method", majority_pct))
     return Table(
         "table2",
         "Table 2: accuracy (%) on the four datasets, mean ± std over seeds",
@@ -167,7 +109,7 @@ def table3(cells: pd.DataFrame, pairs: pd.DataFrame, majority_pct: pd.Series) ->
     of sweeps with more than one setting, protocol kfold, and the majority class."""
     k = cells[cells.split == "kfold"]
     k = k[k.groupby("sweep").setting.transform("nunique") > 1]
-    rows = [{"sweep": "published", **r} for r in _published_rows("table3", "setting")]
+    rows = [{"sweep": "published", **r} for r in published_rows("table3", "setting")]
     for (sweep, setting), g in k.groupby(["sweep", "setting"], sort=False):
         by_dataset = g.set_index("dataset")
         rows.append(
@@ -178,7 +120,7 @@ def table3(cells: pd.DataFrame, pairs: pd.DataFrame, majority_pct: pd.Series) ->
                 **{d: cell_value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in DATASETS},
             }
         )
-    rows.append({"sweep": "", **_our_majority_row("setting", majority_pct)})
+    rows.append({"sweep": "", **our_majority_row("setting", majority_pct)})
     t3 = Table(
         "table3",
         "Table 3: ablations, accuracy (%) pooled over folds, mean ± std over seeds",
@@ -245,7 +187,7 @@ def cross_domain(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
                 "test": test,
                 "accuracy": cell_value(r),
                 "published": pub.get((train.replace(" (all)", ""), test), "—"),
-                "majority class": _majority_cell(majority_pct, r.dataset, r.split),
+                "majority class": majority_cell(majority_pct, r.dataset, r.split),
             }
         )
     return Table(
@@ -324,87 +266,3 @@ def mispredictions(trials: pd.DataFrame, predictions: pd.DataFrame) -> Table:
         g[cols],
         synthetic=bool(p.synthetic.fillna(False).astype(bool).any()),
     )
-
-
-def honesty_table(h: pd.DataFrame) -> Table:
-    cols = [
-        "sweep",
-        "dataset",
-        "split",
-        "setting",
-        "fps",
-        "resolution",
-        "trials",
-        "headline",
-        "final_epoch",
-        "optimistic",
-        "gap",
-    ]
-    df = h[cols].copy() if len(h) else pd.DataFrame(columns=cols)
-    for c in ("headline", "final_epoch", "optimistic", "gap"):
-        df[c] = (100 * df[c].astype(float)).round(1)
-    return Table(
-        "honest_vs_optimistic",
-        "Honest versus optimistic accuracy (%), mean over trials",
-        df,
-        "headline: final epoch (or the epoch a subject-disjoint validation split picked); "
-        "optimistic: the best test-fold accuracy over epochs, which is what the authors' code "
-        "reports (model selection on the test fold); gap = optimistic - headline.",
-        synthetic=bool(h.synthetic.any()) if "synthetic" in h else False,
-    )
-
-
-def _reading(values: pd.Series, say) -> str:
-    """The readings a sweep's trials follow, each said in words; trials written before a field
-    existed follow its default."""
-    return "; ".join(sorted({say(v) for v in values.dropna().unique()} or {say(None)}))
-
-
-def readings(trials: pd.DataFrame) -> Table:
-    """Per sweep, which reading of the paper its trials follow where the paper and the authors'
-    released code differ (the README's table of readings)."""
-    d = DEFAULTS
-    said = {
-        "class weights (Eq. 3)": (
-            "loss_weighting",
-            lambda v: {
-                "balanced": "balanced (inverse class share)",
-                "paper_literal": "Eq. 3 as printed (class share)",
-                "none": "none (the authors' code)",
-            }[v or d.loss_weighting],
-        ),
-        "Adam weight decay": ("weight_decay", lambda v: f"{d.weight_decay if v is None else v:g}"),
-        "L2-norm penalty": (
-            "l2_penalty",
-            lambda v: "none" if not v else f"{v:g} x sum of every parameter's L2 norm (the authors' code)",
-        ),
-        "frame sampling": (
-            "frame_stride",
-            lambda v: f"every {int(v)}th frame (the authors' code)" if v else "by time at the trial's fps (the paper)",
-        ),
-        "epoch reported": (
-            "val_fraction",
-            lambda v: f"picked on a validation split of {v:.0%} of training subjects" if v else "final epoch",
-        ),
-    }
-    rows = [
-        {
-            "sweep": sweep,
-            **{q: _reading(g[col] if col in g else pd.Series(dtype=object), say) for q, (col, say) in said.items()},
-        }
-        for sweep, g in trials.groupby("sweep", sort=True)
-    ]
-    return Table(
-        "readings",
-        "Readings of the paper each sweep follows (where the paper and its released code differ)",
-        pd.DataFrame(rows, columns=["sweep", *said]),
-        "Every result also records the best test accuracy over epochs, what the authors' code reports, as "
-        "'optimistic' (see the honest-versus-optimistic table).",
-    )
-
-
-def failures(trials: pd.DataFrame) -> Table:
-    bad = trials[trials.status.isin(["failed", "running", "pending", "not started"])]
-    df = bad[["sweep", "trial", "status", "epochs_done", "error"]].fillna("").reset_index(drop=True)
-    df["trial"] = df.trial.str.split("/", n=1).str[1]  # the directory name under <sweep>/trials/
-    return Table("failed_trials", "Trials without a result (failed, unfinished or not started), with errors", df)

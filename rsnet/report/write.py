@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..provenance import synthetic_title
-from . import aggregate, figures, resampling, tables
+from . import aggregate, audit, figures, published, resampling, tables
 from .load import load_all
 from .tables import Table
 
@@ -56,7 +56,7 @@ def build_report(results, out=None) -> dict:
 
     sub = tables.subgroups(cells)
     mis = tables.mispredictions(trials, predictions)
-    chance = tables.majority(trials, predictions)
+    chance = published.majority(trials, predictions)
     made = [
         tables.table2(cells, chance),
         *tables.table3(cells, pairs, chance),
@@ -64,9 +64,9 @@ def build_report(results, out=None) -> dict:
         tables.cross_domain(cells, chance),
         sub,
         mis,
-        tables.honesty_table(aggregate.honesty(trials)),
-        tables.readings(trials),
-        tables.failures(trials),
+        audit.honesty_table(aggregate.honesty(trials)),
+        audit.readings(trials),
+        audit.failures(trials),
     ]
     for t in made:
         if t.name in ("failed_trials", "readings") or t.df.empty:  # no numbers of its own: marked as the report
@@ -91,7 +91,7 @@ def build_report(results, out=None) -> dict:
 
 def _method_lines(made: list[Table]) -> list[str]:
     """One sentence per method, setting or variant the tables name (methods.csv), in table order."""
-    known = tables.method_descriptions()
+    known = published.method_descriptions()
     named = [str(v) for t in made for c in ("method", "setting") if c in t.df for v in t.df[c]]
     named = [n.split(", ")[0] for n in named]  # "RealSmileNet, ours: demo" -> RealSmileNet
     return [f"- **{n}**: {known[n]}" for n in dict.fromkeys(named) if n in known]
