@@ -8,7 +8,8 @@ Definitions (stated in every report):
   standard deviation and a 95% Student-t interval of that mean. That interval knows only the
   seeds; the tables' [low, high] is a 95% interval that also counts the test videos as a sample:
   a bootstrap resampling seeds, and test videos within each fold (one draw for every seed, as
-  they share their test videos), 2,000 resamples.
+  they share their test videos), 2,000 resamples; in a cell without a complete seed, over the
+  trials it has.
 - Only seeds whose folds are all finished enter the mean. A cell that lacks seeds says so,
   e.g. "81.3 ± 1.2 (7/10 seeds)"; a cell without one complete seed shows the pooled accuracy of
   what it has, flagged "(partial: 13/20 trials)". Nothing incomplete is averaged silently.

@@ -89,13 +89,15 @@ def correct_matrix(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
 
 
 def video_intervals(trials: pd.DataFrame, predictions: pd.DataFrame, seeds: pd.DataFrame) -> pd.DataFrame:
-    """Per cell: the 95 % interval of its accuracy over seeds and test videos (complete seeds only)."""
+    """Per cell: the 95 % interval of its accuracy over seeds and test videos, from the seeds its
+    figure comes from (`aggregate.summarise`): the complete ones, or, in a cell without one, the
+    finished trials it has (the interval of what the partial figure says)."""
     t = _cells(trials)
     t = t[t.status == "finished"]
-    complete = seeds[seeds.complete] if len(seeds) else seeds
     rows = []
-    for key, g in complete.groupby(CELL, dropna=False, sort=True):
-        cell = t.merge(g[CELL + ["seed"]], on=CELL + ["seed"])
+    for key, g in seeds.groupby(CELL, dropna=False, sort=True) if len(seeds) else []:
+        use = g[g.complete] if g.complete.any() else g[g.folds_done > 0]
+        cell = t.merge(use[CELL + ["seed"]], on=CELL + ["seed"])
         m = correct_matrix(cell, predictions)
         lo, hi = (
             percentile_interval(hierarchical_bootstrap(m.to_numpy(), m.columns.get_level_values(0).to_numpy()))
