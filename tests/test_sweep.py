@@ -206,7 +206,8 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
     mis = pd.read_csv(out / "mispredictions.csv")
     assert mis.videos.sum() == table[table.setting == "full"].test_videos.sum()
     assert (out / "index.md").read_text().startswith("# SYNTHETIC DATA")
-    assert (Path.home() / ".ray" / "auth_token").stat().st_mode & 0o077 == 0
+    token = Path.home() / ".ray" / "auth_token"  # 0600 in 0700
+    assert token.stat().st_mode & 0o777 == 0o600 and token.parent.stat().st_mode & 0o777 == 0o700
     # a rerun resumes without training again: test_killed_driver_rerun_completes_only_the_missing_trials
 
 

@@ -87,10 +87,12 @@ def _restore(from_ray: Path, local: Path) -> None:
 
 
 def secure_ray_token() -> None:
-    """Ray writes ~/.ray/auth_token world-readable; only the user may read it."""
+    """Ray writes ~/.ray/auth_token world-readable in a world-readable folder; only the user may
+    read either (0600 in 0700)."""
     token = Path.home() / ".ray" / "auth_token"
     if token.exists():
         token.chmod(0o600)
+        token.parent.chmod(0o700)
 
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> None:
