@@ -32,6 +32,16 @@ def sweep_cmd(*args, tmp, data=None, cache=None):
     ]
 
 
+def tiny_variant(path: Path, *replacements: tuple[str, str]) -> Path:
+    """tests/sweeps/tiny.yaml with its text replaced as given, written to `path`."""
+    text = TINY.read_text()
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text)
+    return path
+
+
 def run(*args, tmp, data=None, cache=None, timeout=600):
     return subprocess.run(
         sweep_cmd(*args, tmp=tmp, data=data, cache=cache), capture_output=True, text=True, timeout=timeout, cwd=REPO
@@ -213,13 +223,12 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
 
 @pytest.mark.slow
 def test_a_trial_with_broken_data_fails_alone(tmp_path, shared):
-    f = tmp_path / "broken.yaml"
     # fold 1 of the tiny corpus has no young subject: that trial's test set is empty
-    f.write_text(
-        TINY.read_text()
-        .replace("fold: [1, 2]", "fold: [1, 3]")
-        .replace("  setting:", "  split: [within:young]\n  setting:")
-        .replace("max_failures: 2", "max_failures: 0")
+    f = tiny_variant(
+        tmp_path / "broken.yaml",
+        ("fold: [1, 2]", "fold: [1, 3]"),
+        ("  setting:", "  split: [within:young]\n  setting:"),
+        ("max_failures: 2", "max_failures: 0"),
     )
     p = run(f, "--epochs", "2", tmp=tmp_path, **shared)
     assert p.returncode == 1

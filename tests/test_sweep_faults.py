@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_sweep import REPO, TINY, run, sweep_cmd
+from test_sweep import REPO, TINY, run, sweep_cmd, tiny_variant
 
 
 def _wait(cond, proc, timeout=240):
@@ -35,12 +35,11 @@ def _lines(path):
 
 @pytest.mark.slow
 def test_killed_worker_is_retried_from_its_checkpoint(tmp_path, shared):
-    f = tmp_path / "one.yaml"
-    f.write_text(
-        TINY.read_text()
-        .replace("fold: [1, 2]", "fold: [2]")
-        .replace("epochs: 3", "epochs: 6")
-        .replace("    no_tsa: {variant: no_tsa}\n", "")
+    f = tiny_variant(
+        tmp_path / "one.yaml",
+        ("fold: [1, 2]", "fold: [2]"),
+        ("epochs: 3", "epochs: 6"),
+        ("    no_tsa: {variant: no_tsa}\n", ""),
     )
     proc = subprocess.Popen(
         sweep_cmd(f, tmp=tmp_path, **shared), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO
