@@ -78,6 +78,15 @@ CONF
 }
 
 stop() {
+    # jobs still running are cancelled while the controller is there to do it
+    local pid
+    if pid=$(cat "$DIR/slurmctld.pid" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ -f "$CONF" ]; then
+        SLURM_CONF=$CONF scancel --quiet --user "$(id -un)" 2>/dev/null || true
+        for i in $(seq 1 20); do
+            [ -z "$(SLURM_CONF=$CONF squeue -h -u "$(id -un)" 2>/dev/null)" ] && break
+            sleep 0.5
+        done
+    fi
     for d in slurmd slurmctld munged; do
         f=$DIR/$d.pid
         if [ -s "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi
@@ -89,6 +98,13 @@ stop() {
         done
         [ $alive = 0 ] && break
         sleep 0.5
+    done
+    for d in slurmd slurmctld munged; do      # what a polite signal did not end in 10 s
+        f=$DIR/$d.pid; [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
+    done
+    # a job step's daemon outlives slurmd; this cluster's run in its log folder
+    for p in $(pgrep -x slurmstepd); do
+        case "$(readlink "/proc/$p/cwd" 2>/dev/null)" in "$DIR"/*) kill -9 "$p" 2>/dev/null || true ;; esac
     done
     rm -f "$DIR"/*.pid
     echo "local_cluster: stopped"

@@ -42,9 +42,22 @@ def slurm(tmp_path_factory, sweep_data, cache):
     )
     env.pop("RAY_ADDRESS", None)
     yield env
+    # stopping with a job still running (its step daemon outlives slurmd) leaves nothing behind either
+    job = sbatch(env, d, "--wrap", "sleep 613")
+    wait_for(lambda: job_state(env, job) == "RUNNING", 60)
     subprocess.run(["bash", str(REPO / "slurm/local_cluster.sh"), "stop"], env=env, check=True, timeout=120)
     left = subprocess.run(["pgrep", "-f", str(d)], capture_output=True, text=True).stdout.split()
+    steps = subprocess.run(["pgrep", "-x", "slurmstepd"], capture_output=True, text=True).stdout.split()
+    left += [p for p in steps if _cwd(p).startswith(str(d))]  # a step's daemon, named [job.step]
+    left += subprocess.run(["pgrep", "-f", "sleep 613"], capture_output=True, text=True).stdout.split()
     assert not left, f"Slurm processes left: {left}"
+
+
+def _cwd(pid: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
 
 
 def sbatch(env, cwd, *args):
