@@ -46,7 +46,9 @@ CELL = [
 ]
 
 
-def _cells(trials: pd.DataFrame) -> pd.DataFrame:
+def cell_keyed(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials with the cell key's values comparable (forget_bias None as 'default', fold and
+    seed as int): what every grouping by CELL here and in resampling.py starts from."""
     t = trials.copy()
     t["forget_bias"] = t.forget_bias.astype(object).where(t.forget_bias.notna(), "default")
     for c in ("fold", "seed"):
@@ -56,7 +58,7 @@ def _cells(trials: pd.DataFrame) -> pd.DataFrame:
 
 def per_seed(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """One row per (cell, seed): folds finished and expected, pooled and mean-of-folds accuracy."""
-    t = _cells(trials)
+    t = cell_keyed(trials)
     rows = []
     for key, g in t.groupby(CELL + ["seed"], dropna=False, sort=True):
         done = g[g.status == "finished"]
@@ -149,7 +151,7 @@ def cell_value(cell) -> str:
 
 def honesty(trials: pd.DataFrame) -> pd.DataFrame:
     """Headline (final-epoch or validation-selected) against best-test-epoch accuracy, per cell."""
-    t = _cells(trials)
+    t = cell_keyed(trials)
     t = t[t.status == "finished"]
     if t.empty:
         return pd.DataFrame()

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .aggregate import CELL, _cells
+from .aggregate import CELL, cell_keyed
 
 RESAMPLES = 2000
 PAIR_KEYS = ["sweep", "dataset", "split", "fps", "resolution", "channels"]
@@ -92,7 +92,7 @@ def video_intervals(trials: pd.DataFrame, predictions: pd.DataFrame, seeds: pd.D
     """Per cell: the 95 % interval of its accuracy over seeds and test videos, from the seeds its
     figure comes from (`aggregate.summarise`): the complete ones, or, in a cell without one, the
     finished trials it has (the interval of what the partial figure says)."""
-    t = _cells(trials)
+    t = cell_keyed(trials)
     t = t[t.status == "finished"]
     rows = []
     for key, g in seeds.groupby(CELL, dropna=False, sort=True) if len(seeds) else []:
@@ -112,7 +112,7 @@ def paired(trials: pd.DataFrame, predictions: pd.DataFrame, reference: str = "fu
     """Each setting against `reference` of the same sweep, dataset and protocol, over the (seed,
     fold) trials and test videos both have: difference in pooled accuracy, its bootstrap interval
     over seeds and videos, the sign-flip p-value over videos and its Holm adjustment."""
-    t = _cells(trials)
+    t = cell_keyed(trials)
     t = t[t.status == "finished"].assign(accuracy=lambda d: d.accuracy.astype(float))
     rows = []
     for key, g in t.groupby(PAIR_KEYS, sort=True):
