@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, fields
 
 from .data.adapters import adapter_options
-from .data.preprocess import PrepConfig
+from .data.preprocess import CROPS, PrepConfig
 from .data.splits import MMI_FOLDS, N_FOLDS, SPLITS, folds_for, parse_split
 from .loss import WEIGHTINGS
 from .model import VARIANTS
@@ -42,6 +42,7 @@ class TrialConfig:
     frame_stride: int = 0  # > 0: every k-th frame (authors' loader: 5) in place of fps by time
     resolution: int = 48
     channels: int = 3
+    crop: str = "aligned"  # aligned: face chips placed by the eye landmarks | box: a square around the detector's box
     # optimisation
     epochs: int = 60
     batch_size: int = 16
@@ -75,6 +76,8 @@ class TrialConfig:
         valid_folds = folds_for(self.split, self.dataset)
         if self.fold not in valid_folds:
             bad("fold", self.fold, valid_folds)
+        if self.crop not in CROPS:
+            bad("crop", self.crop, ", ".join(CROPS))
         if self.channels not in (1, 3):
             bad("channels", self.channels, "1, 3")
         if self.resolution % 8 or self.resolution < 24:
@@ -100,12 +103,20 @@ class TrialConfig:
             raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         return cls(**d)
 
+    @classmethod
+    def from_saved(cls, d: dict, where: str = "config") -> "TrialConfig":
+        """A config a trial wrote (config.json, a checkpoint): one saved before the crop option
+        existed was trained on the detector's box."""
+        return cls.from_dict({"crop": "box", **d}, where)
+
     def replace(self, **kw) -> "TrialConfig":
         return dataclasses.replace(self, **kw)
 
     def prep(self) -> PrepConfig:
         """The preprocessing this trial's frames come from (its cache, and rsnet.predict's input)."""
-        return PrepConfig(fps=self.fps, stride=self.frame_stride, res=self.resolution, channels=self.channels)
+        return PrepConfig(
+            fps=self.fps, stride=self.frame_stride, res=self.resolution, channels=self.channels, crop=self.crop
+        )
 
     def listing(self, dataset: str) -> dict:
         """Keyword arguments of `rsnet.data.list_videos` for `dataset`, this trial's own or its

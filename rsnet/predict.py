@@ -48,7 +48,7 @@ def load_trained(path) -> tuple[torch.nn.Module, TrialConfig]:
             f"{ckpt}: refused by torch.load(weights_only=True), it holds more than tensors and "
             f"plain containers ({str(e).splitlines()[0][:160]})"
         ) from e
-    cfg = TrialConfig.from_dict(blob["config"], str(ckpt))
+    cfg = TrialConfig.from_saved(blob["config"], str(ckpt))
     model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias)
     model.load_state_dict(blob["model"])
     return model.eval(), cfg

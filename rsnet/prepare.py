@@ -11,6 +11,7 @@ import sys
 
 from .data import ADAPTERS, DatasetError, PrepConfig, load_or_build
 from .data.adapters import adapter_options
+from .data.preprocess import CROPS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,6 +21,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--fps", type=float, default=5.0, help="frames sampled per second of video (default 5)")
     ap.add_argument("--res", type=int, default=48, help="face crop side in pixels (default 48)")
     ap.add_argument("--channels", type=int, choices=(1, 3), default=3, help="3 colour, 1 gray")
+    ap.add_argument(
+        "--crop",
+        choices=CROPS,
+        default="aligned",
+        help="aligned: face chips placed by the eye landmarks (default) | box: detector box",
+    )
     ap.add_argument("--cache", default=None, help="cache root (default $RSNET_CACHE or ./cache)")
     ap.add_argument("--workers", type=int, default=None, help="local processes (default: every core)")
     ap.add_argument("--selection", default=None, help="MMI only: the selection CSV (session,label,subject)")
@@ -32,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
-    cfg = PrepConfig(fps=a.fps, res=a.res, channels=a.channels)
+    cfg = PrepConfig(fps=a.fps, res=a.res, channels=a.channels, crop=a.crop)
     kw = adapter_options(a.dataset, a.selection)
     cluster, options = None, None
     if a.slurm:

@@ -96,7 +96,7 @@ def load_data(cfg: TrialConfig, progress: bool = False):
 def _check_config(out: Path, cfg: TrialConfig) -> None:
     path = out / "config.json"
     if path.exists():
-        saved = TrialConfig.from_dict(json.loads(path.read_text()), str(path))
+        saved = TrialConfig.from_saved(json.loads(path.read_text()), str(path))
         if saved.hash() != cfg.hash():
             raise TrialError(
                 f"{out} holds another trial (config hash {saved.hash()} != {cfg.hash()}); use a new output directory"

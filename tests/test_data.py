@@ -11,9 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rsnet.data import DatasetError, PrepConfig, assign_folds, folds_for, list_videos, load_or_build, make_split
+from rsnet.data import DatasetError, PrepConfig, align, assign_folds, folds_for, list_videos, load_or_build, make_split
 from rsnet.data.adapters import spos_subject
-from rsnet.data.preprocess import detect_faces, read_sampled_frames, sample_indices, track_boxes
+from rsnet.data.preprocess import (
+    PreprocessError,
+    cut_crops,
+    detect_faces,
+    face_track,
+    read_sampled_frames,
+    sample_indices,
+    track_boxes,
+)
 from rsnet.protocols import uvanemo_table
 from rsnet.synth import ClipRenderer, ClipSpec
 from rsnet.synth.render import write_video
@@ -65,6 +73,50 @@ def test_crops_contain_the_face():
         x, y, s = r.face_box(i)
         assert x <= cx <= x + s and y <= cy <= y + s  # centre inside the true face square
         assert 0.5 * s <= side <= 1.2 * s
+
+
+def test_aligned_crops_follow_the_face_closer_than_the_box():
+    """Against the renderer's true face square, frame by frame: the aligned chip keeps one size,
+    stays on the face, moves on it less from frame to frame than the detector's box does (the
+    jitter that reads as facial motion), and does not move with the smile (the box's centre moves
+    3.9 px of the crop per unit of smile on this clip)."""
+    spec = ClipSpec("x.mp4", 1, "s", 50.0, 480, 270, seed=7)
+    r = ClipRenderer(spec)
+    idx = sample_indices(r.n_frames, 50.0, 5.0)
+    frames = np.stack([r.frame(i) for i in idx])
+    truth = np.array([r._top_left(i)[::-1] + r.side / 2 for i in idx])  # (T, 2) true centre x, y
+    jitter = {}
+    for crop in ("box", "aligned"):
+        cfg = PrepConfig(crop=crop)
+        track, found, _ = face_track(frames, "x.mp4", cfg)
+        assert found == len(frames) and np.ptp(track[:, 2]) == 0  # one chip size per clip
+        assert 0.8 * r.side <= track[0, 2] <= 1.4 * r.side
+        off = (track[:, :2] - truth) * cfg.res / track[:, 2:3]  # crop pixels
+        assert np.abs(off).max() < 0.15 * cfg.res
+        jitter[crop] = np.abs(np.diff(off, axis=0)).mean()
+        if crop == "aligned":  # 0.47 px per unit of smile at worst over 19 synthetic clips
+            assert abs(np.polyfit(r.dynamics.lips(r.times[idx]), off[:, 1], 1)[0]) < 0.6
+        crops = cut_crops(frames, track, cfg)
+        assert crops.shape == (len(frames), 3, 48, 48) and crops.dtype == np.uint8
+    assert jitter["aligned"] < 0.7 * jitter["box"], jitter
+
+
+def test_chip_geometry():
+    """extract_chip puts (cx, cy) at the chip's centre, scales `side` px to res, and rotates by angle."""
+    frame = np.zeros((120, 200, 3), np.uint8)
+    frame[58:63, 138:143] = 255  # a 5 px dot centred at x=140, y=60
+    frame[58:63, 158:163] = 128  # a dimmer one 20 px to its right
+    chip = align.extract_chip(frame, 140.0, 60.0, 80.0, 0.0, 40, gray=True)[0]  # 2 frame px per chip px
+    assert np.unravel_index(chip.argmax(), chip.shape) in {(19, 19), (19, 20), (20, 19), (20, 20)}
+    assert chip[18:22, 28:32].max() > 60  # the dim dot, 10 chip px to the right
+    turned = align.extract_chip(frame, 140.0, 60.0, 80.0, np.pi / 2, 40, gray=True)[0]
+    assert turned[18:22, 28:32].max() < 30 and max(turned[8:12, 18:22].max(), turned[28:32, 18:22].max()) > 60
+
+
+def test_missing_landmark_model_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(align.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(PreprocessError, match="face-recognition-models.*crop: box"):
+        align.predictor_path()
 
 
 SHARED_FOLDS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "uvanemo" / "folds"

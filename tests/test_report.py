@@ -285,6 +285,7 @@ def test_report_files_and_flags(sweep_dir):
         "0.005",
         "none",
         "by time at the trial's fps (the paper)",
+        "chips placed by the eye landmarks, one size per clip (the authors' code: 68 landmarks)",
         "final epoch",
     ]
     assert "![curves_abl](curves_abl.png)" in index and (out / "curves_abl.png").stat().st_size > 10_000
@@ -429,6 +430,7 @@ def test_readings_name_the_authors_code_where_a_sweep_follows_it():
             "weight_decay": [0.0, 0.0, None],
             "l2_penalty": [0.001, 0.001, None],
             "frame_stride": [5, 5, None],
+            "crop": ["aligned", "aligned", None],
             "val_fraction": [0.2, 0.2, None],
         }
     )
@@ -438,15 +440,17 @@ def test_readings_name_the_authors_code_where_a_sweep_follows_it():
         "0",
         "0.001 x sum of every parameter's L2 norm (the authors' code)",
         "every 5th frame (the authors' code)",
+        "chips placed by the eye landmarks, one size per clip (the authors' code: 68 landmarks)",
         "picked on a validation split of 20% of training subjects",
     ]
     assert t.loc["b"].tolist() == [
         "balanced (inverse class share)",
         "0.005",
-        "none",  # older trials:
+        "none",  # older trials: the defaults of their time
         "by time at the trial's fps (the paper)",
+        "a square around the detector's box",  # trials from before the crop option
         "final epoch",
-    ]  # the defaults
+    ]
 
 
 def test_every_published_method_and_shipped_setting_has_a_sentence():

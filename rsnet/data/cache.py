@@ -53,7 +53,7 @@ def fingerprint(dataset: str, root, videos: pd.DataFrame, cfg: PrepConfig) -> st
 
 def store_name(dataset: str, cfg: PrepConfig, fp: str) -> str:
     rate = f"stride{cfg.stride}" if cfg.stride else f"fps{cfg.fps:g}"
-    return f"{dataset}-{rate}-res{cfg.res}-c{cfg.channels}-v{cfg.version}-{fp}"
+    return f"{dataset}-{rate}-res{cfg.res}-c{cfg.channels}-{cfg.crop}-v{cfg.version}-{fp}"
 
 
 class FrameCache:

@@ -12,7 +12,9 @@
    the box size by ~10 %); keep the largest box; carry the last box over
    frames where none is found (and the first found box back to the start); smooth the centre
    over time; keep one crop size per clip (see `track_boxes`).
-3. Crop a square around the box with a margin, resize to `res`, colour or gray.
+3. `crop: aligned` (default): place the face in each frame by its eye landmarks (dlib's 5-point
+   predictor) inside the box and cut an upright face chip of one size per clip (align.py).
+   `crop: box`: a square around the smoothed box with a margin. Resize to `res`, colour or gray.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-PREP_VERSION = 2
+PREP_VERSION = 3
+CROPS = ("aligned", "box")
 
 
 class PreprocessError(RuntimeError):
@@ -39,7 +42,8 @@ class PrepConfig:
     stride: int = 0  # > 0: every stride-th frame in place of sampling by time at fps
     res: int = 48
     channels: int = 3
-    margin: float = 0.25  # square side = (1 + margin) * detected box side
+    crop: str = "aligned"  # aligned: face chips placed by the eye landmarks (align.py) | box: detector's box
+    margin: float = 0.25  # box: square side = (1 + margin) * detected box side
     detect_width: int = 540  # frames are downscaled to at most this width for detection
     smooth: int = 5  # running-median window over boxes (frames)
     version: int = PREP_VERSION
@@ -145,22 +149,27 @@ def track_boxes(boxes: list[tuple | None], window: int) -> np.ndarray:
     the side one value per clip, the median of the detections. dlib's box sizes come in steps
     of its image pyramid (5/6), so per-frame sizes jump by ~20 % as a face changes expression;
     a face keeps its size within a clip, and a jumping crop would drown the facial motion."""
-    first = next(b for b in boxes if b is not None)
-    filled, last = [], first
-    for b in boxes:
-        last = b if b is not None else last
-        filled.append(last)
-    a = np.array(filled, dtype=np.float64)
+    a = np.array(fill_gaps(boxes), dtype=np.float64)
     centre = np.stack([(a[:, 0] + a[:, 2]) / 2, (a[:, 1] + a[:, 3]) / 2], axis=1)
     found = np.array([b for b in boxes if b is not None], dtype=np.float64)
     side = np.median(np.maximum(found[:, 2] - found[:, 0], found[:, 3] - found[:, 1]))
     if window > 1 and len(centre) > 2:
-        centre = _running(centre, window, np.median)
-        centre = _running(centre, 3, np.mean)
+        centre = running(running(centre, window, np.median), 3, np.mean)
     return np.concatenate([centre, np.full((len(centre), 1), side)], axis=1)
 
 
-def _running(x: np.ndarray, window: int, fn) -> np.ndarray:
+def fill_gaps(boxes: list[tuple | None]) -> list[tuple]:
+    """Each frame's box, or the last found before it (the first found, before any)."""
+    last = next(b for b in boxes if b is not None)
+    filled = []
+    for b in boxes:
+        last = b if b is not None else last
+        filled.append(last)
+    return filled
+
+
+def running(x: np.ndarray, window: int, fn) -> np.ndarray:
+    """fn over a centred window of `window` rows of x (the ends padded with the first and last row)."""
     h = window // 2
     padded = np.concatenate([x[:1].repeat(h, 0), x, x[-1:].repeat(h, 0)])
     return np.stack([fn(padded[i : i + window], axis=0) for i in range(len(x))])
@@ -176,13 +185,9 @@ def crop_square(frame: np.ndarray, cx: float, cy: float, side: float, res: int, 
     return arr[None] if gray else arr.transpose(2, 0, 1)  # (C, res, res)
 
 
-def preprocess_video(path: str, kind: str, nominal_fps: float, cfg: PrepConfig) -> tuple[np.ndarray, dict]:
-    """One video -> uint8 (T, C, res, res) face crops and a summary dict; PreprocessError if unusable."""
-    t0 = time.perf_counter()
-    frames, native, n = read_sampled_frames(path, kind, nominal_fps, cfg.fps, cfg.stride)
-    t1 = time.perf_counter()
-    if len(frames) == 0:
-        raise PreprocessError(f"{path}: too short to sample at {cfg.fps} fps")
+def face_track(frames: np.ndarray, path: str, cfg: PrepConfig) -> tuple[np.ndarray, int, bool]:
+    """Where each frame's crop goes: (T, 4) rows of (cx, cy, side, angle) in frame pixels and
+    radians; the number of frames the detector found a face in; whether it needed upsampling."""
     boxes = detect_faces(frames, cfg.detect_width)
     upsampled = False
     if all(b is None for b in boxes):  # small faces: one retry at twice the size
@@ -190,18 +195,41 @@ def preprocess_video(path: str, kind: str, nominal_fps: float, cfg: PrepConfig) 
     found = sum(b is not None for b in boxes)
     if found == 0:
         raise PreprocessError(f"{path}: no face found in any of {len(frames)} sampled frames")
+    if cfg.crop == "aligned":
+        from .align import chip_track
+
+        return chip_track(frames, boxes), found, upsampled
     track = track_boxes(boxes, cfg.smooth)
+    track[:, 2] *= 1 + cfg.margin
+    return np.concatenate([track, np.zeros((len(track), 1))], axis=1), found, upsampled
+
+
+def cut_crops(frames: np.ndarray, track: np.ndarray, cfg: PrepConfig) -> np.ndarray:
+    """uint8 (T, C, res, res): each frame's crop at its row of `face_track`."""
     gray = cfg.channels == 1
-    crops = np.stack(
-        [crop_square(f, cx, cy, side * (1 + cfg.margin), cfg.res, gray) for f, (cx, cy, side) in zip(frames, track)]
-    )
+    if cfg.crop == "aligned":
+        from .align import extract_chip
+
+        return np.stack([extract_chip(f, *row, cfg.res, gray) for f, row in zip(frames, track)])
+    return np.stack([crop_square(f, cx, cy, s, cfg.res, gray) for f, (cx, cy, s, _) in zip(frames, track)])
+
+
+def preprocess_video(path: str, kind: str, nominal_fps: float, cfg: PrepConfig) -> tuple[np.ndarray, dict]:
+    """One video -> uint8 (T, C, res, res) face crops and a summary dict; PreprocessError if unusable."""
+    t0 = time.perf_counter()
+    frames, native, n = read_sampled_frames(path, kind, nominal_fps, cfg.fps, cfg.stride)
+    t1 = time.perf_counter()
+    if len(frames) == 0:
+        raise PreprocessError(f"{path}: too short to sample at {cfg.fps} fps")
+    track, found, upsampled = face_track(frames, path, cfg)
+    crops = cut_crops(frames, track, cfg)
     return crops, {
         "native_fps": native,
         "native_frames": n,
         "frames": len(crops),
         "face_found": found,
         "upsampled": upsampled,
-        "box_side": float(np.median(track[:, 2])),
+        "crop_side": round(float(np.median(track[:, 2])), 2),
         "decode_seconds": round(t1 - t0, 4),
         "face_seconds": round(time.perf_counter() - t1, 4),
     }

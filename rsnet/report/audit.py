@@ -64,6 +64,13 @@ def readings(trials: pd.DataFrame) -> Table:
             "frame_stride",
             lambda v: f"every {int(v)}th frame (the authors' code)" if v else "by time at the trial's fps (the paper)",
         ),
+        "face crop": (
+            "crop",
+            lambda v: {
+                "aligned": "chips placed by the eye landmarks, one size per clip (the authors' code: 68 landmarks)",
+                "box": "a square around the detector's box",
+            }[v or "box"],  # trials from before the crop option used the box
+        ),
         "epoch reported": (
             "val_fraction",
             lambda v: f"picked on a validation split of {v:.0%} of training subjects" if v else "final epoch",

@@ -61,6 +61,12 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="synthetic sweeps only: corpus size instead of the file's (tiny for smoke tests)",
     )
+    ap.add_argument(
+        "--synthetic-seed",
+        type=int,
+        default=None,
+        help="synthetic sweeps only: corpus seed instead of the file's (data in synthetic-<size>-seed<N>/)",
+    )
     cl = ap.add_argument_group("Slurm (with --slurm: submits slurm/launch_ray.sh through submitit)")
     cl.add_argument("--slurm", action="store_true", help="submit this sweep as a Slurm job instead of running it")
     cl.add_argument("--partition", default=None)
@@ -125,6 +131,8 @@ def main(argv=None) -> int:
         sweep = load_sweep(resolve_sweep_path(a.grid or a.file))
         if a.synthetic_size and sweep.synthetic is not None:
             sweep.synthetic["size"] = a.synthetic_size
+        if a.synthetic_seed is not None and sweep.synthetic is not None:
+            sweep.synthetic["seed"] = a.synthetic_seed
         trials = sweep.trials(a.data_root)
     except (SweepError, ValueError) as e:
         print(f"sweep: error: {e}", file=sys.stderr)

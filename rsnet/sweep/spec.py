@@ -15,7 +15,7 @@
     synthetic: {size: small, seed: 0}   # optional: generate synthetic look-alike corpora as data
 
 Datasets are found under the data root (--data-root, $RSNET_DATA, default ./data) as
-<data-root>/<dataset>/, or <data-root>/synthetic-<size>/<dataset>/ for synthetic sweeps.
+<data-root>/<dataset>/, or <data-root>/synthetic-<size>[-seed<N>]/<dataset>/ for synthetic sweeps.
 """
 
 from __future__ import annotations
@@ -59,8 +59,14 @@ class Sweep:
     synthetic: dict | None = None
 
     def data_dir(self, data_root: Path, dataset: str) -> Path:
-        base = Path(data_root) / (f"synthetic-{self.synthetic.get('size', 'small')}" if self.synthetic else "")
-        return base / dataset
+        if not self.synthetic:
+            return Path(data_root) / dataset
+        seed = self.synthetic.get("seed", 0)  # each corpus seed its own folder; seed 0 the plain name
+        return (
+            Path(data_root)
+            / f"synthetic-{self.synthetic.get('size', 'small')}{f'-seed{seed}' if seed else ''}"
+            / dataset
+        )
 
     def datasets(self) -> set[str]:
         """Every dataset a trial reads (trial datasets and cross-domain targets)."""

@@ -20,6 +20,7 @@ AXES = [
     "fps",
     "resolution",
     "channels",
+    "crop",
     "temporal_control",
     "lr",
     "batch_size",

@@ -1,0 +1,101 @@
+"""Crops of a synthetic corpus made each way, and how far the pipeline's crops are from the truth.
+
+A synthetic clip's spec (rebuilt from SYNTHETIC.json) gives the renderer, which knows where the
+face is in every frame. The ways to make a clip's crops, from the truth to the pipeline:
+
+    rendered   the renderer's own frames (no video coding), cut at the true face square
+    encoded    the decoded video's frames, cut at the true face square
+    box        the pipeline with `crop: box` (dlib's detector, a smoothed box)
+    aligned    the pipeline with `crop: aligned` (5 landmarks per frame; the default)
+
+Used by bench/learning.py (--crops, --crop-error)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rsnet.data.preprocess import (
+    PrepConfig,
+    crop_square,
+    face_track,
+    preprocess_video,
+    read_sampled_frames,
+    sample_indices,
+)
+from rsnet.synth.layouts import plan_corpus
+from rsnet.synth.render import ClipRenderer
+
+CROP_MODES = ("rendered", "encoded", "box", "aligned")
+
+
+@lru_cache(maxsize=4)
+def _specs(root: str) -> dict:
+    m = json.loads((Path(root) / "SYNTHETIC.json").read_text())
+    kw = {"design": m["design"], "difficulty": m["difficulty"]}
+    plan = plan_corpus(m["dataset"], m["size"], m["seed"], m["frame_size"], **kw)
+    return {s.relpath: s for s in plan.specs}
+
+
+def renderer(root, path) -> ClipRenderer:
+    return ClipRenderer(_specs(str(root))[str(Path(path).relative_to(root))])
+
+
+def true_track(r: ClipRenderer, idx: np.ndarray) -> np.ndarray:
+    """(T, 3) rows of (cx, cy, side): the true face square in the sampled frames."""
+    top_left = np.array([r._top_left(i) for i in idx])  # (T, 2) y, x
+    return np.concatenate([top_left[:, ::-1] + r.side / 2, np.full((len(idx), 1), r.side)], axis=1)
+
+
+def truth_preprocessor(root, mode: str):
+    """A stand-in for rsnet.data.cache.preprocess_video that cuts the true face square from the
+    renderer's frames (`rendered`) or from the decoded video (`encoded`)."""
+
+    def crops(path: str, kind: str, nominal_fps: float, cfg: PrepConfig):
+        r = renderer(root, path)
+        if mode == "encoded":
+            frames, native, n = read_sampled_frames(path, kind, nominal_fps, cfg.fps, cfg.stride)
+        else:
+            native, n = r.spec.fps, r.n_frames
+        idx = sample_indices(n, native, cfg.fps, cfg.stride)
+        if mode == "rendered":
+            frames = np.stack([r.frame(i) for i in idx])
+        gray = cfg.channels == 1
+        out = [crop_square(f, cx, cy, s, cfg.res, gray) for f, (cx, cy, s) in zip(frames, true_track(r, idx))]
+        return np.stack(out), {"native_fps": native, "native_frames": n, "frames": len(out)}
+
+    return crops
+
+
+def pipeline_preprocessor(mode: str):
+    return lambda path, kind, fps, cfg: preprocess_video(path, kind, fps, PrepConfig(**{**cfg.to_dict(), "crop": mode}))
+
+
+def crop_error(root, videos: pd.DataFrame, cfg: PrepConfig) -> pd.DataFrame:
+    """Per clip, in pixels of the res-px crop: the distance of the crop's centre from the true
+    face centre (mean and worst over frames), its frame-to-frame change (the crop moving on the
+    face: jitter that reads as facial motion), and the true face's side inside the crop."""
+    rows = []
+    for v in videos.itertuples():
+        r = renderer(root, v.path)
+        frames, native, n = read_sampled_frames(v.path, v.kind, v.fps, cfg.fps, cfg.stride)
+        truth = true_track(r, sample_indices(n, native, cfg.fps, cfg.stride))
+        track, _, _ = face_track(frames, v.path, cfg)
+        px = cfg.res / track[:, 2]  # crop pixels per frame pixel
+        off = (track[:, :2] - truth[:, :2]) * px[:, None]  # (T, 2)
+        dist = np.hypot(*off.T)
+        rows.append(
+            {
+                "id": v.id,
+                "centre_mean": dist.mean(),
+                "centre_worst": dist.max(),
+                "jitter_mean": np.hypot(*np.diff(off, axis=0).T).mean(),
+                "jitter_worst": np.hypot(*np.diff(off, axis=0).T).max(),
+                "face_side": float(np.median(truth[:, 2] * px)),
+            }
+        )
+    return pd.DataFrame(rows)
