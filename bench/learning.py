@@ -30,12 +30,12 @@ from crops import CROP_MODES, crop_error, truth_preprocessor
 
 SETTINGS = {  # the paper's lr 1e-3 and batch 16 unless a setting says otherwise
     "paper": {},
-    "demo": {"lr": 3e-3, "batch_size": 8},
+    "demo": {"lr": 3e-3, "batch_size": 8, "weight_decay": 0.0},
     "forget_bias": {"forget_bias": 1.0},
     "paper_shuffled": {"temporal_control": "shuffle"},
     "paper_single": {"temporal_control": "single_frame"},
-    "demo_shuffled": {"temporal_control": "shuffle", "lr": 3e-3, "batch_size": 8},
-    "demo_single": {"temporal_control": "single_frame", "lr": 3e-3, "batch_size": 8},
+    "demo_shuffled": {"temporal_control": "shuffle", "lr": 3e-3, "batch_size": 8, "weight_decay": 0.0},
+    "demo_single": {"temporal_control": "single_frame", "lr": 3e-3, "batch_size": 8, "weight_decay": 0.0},
 }
 
 

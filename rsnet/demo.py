@@ -91,7 +91,7 @@ def pooled_summary(sweep_dir: Path, report_dir: Path) -> str:
         lo, hi = cells.loc[setting, ["video_low", "video_high"]] if setting in cells.index else (float("nan"),) * 2
         lines.append(f"  {setting:<16} {pooled:6.1%}  [{lo:.1%}, {hi:.1%}]  over {videos} videos, {len(g)} folds")
     head = "rsnet demo: held-out accuracy pooled over each setting's test videos [95 % interval]"
-    return "\n".join([head, *lines]) + synthetic_note(bool(trials.synthetic.any()))
+    return "\n".join([head + synthetic_note(bool(trials.synthetic.any())), *lines])
 
 
 if __name__ == "__main__":

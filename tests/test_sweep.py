@@ -218,7 +218,7 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
     from rsnet.demo import pooled_summary
 
     summary = pooled_summary(tmp_path / "results" / "demo", out).splitlines()
-    assert summary[0].startswith("rsnet demo: held-out accuracy pooled") and summary[-1].endswith("numbers)]")
+    assert summary[0].startswith("rsnet demo: held-out accuracy pooled") and summary[0].endswith("numbers)]")
     for setting, g in table.groupby("setting"):
         (line,) = [x for x in summary if x.split()[0] == setting]
         pooled = (g.accuracy * g.test_videos).sum() / g.test_videos.sum()

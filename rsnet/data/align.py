@@ -10,10 +10,10 @@ chip turns every edge of the face into frame-to-frame change that drowns the smi
    detector's box in each sampled frame; only the four eye points place the chip, since a
    smile moves them least (bench/learning.py --crop-error: how far the chip moves with the smile);
 2. the chip is upright on the eye line, centred below the eyes and sized from their distance
-   in the proportions of dlib's 5-point chip (`CHIP_SIDE`, `CHIP_BELOW_EYES`); each frame keeps
-   its own centre and angle (smoothing them in time moved the chips further from the true face
-   on the synthetic corpus, whose heads move a little from frame to frame), and the clip one
-   size, the median (a face keeps its size within a clip);
+   in the proportions of dlib's 5-point chip (`CHIP_SIDE`, `CHIP_BELOW_EYES`); its centre and
+   angle are smoothed in time by a Savitzky-Golay filter (a quadratic through 7 sampled frames,
+   1.4 s at 5 fps: it follows a head's motion and halves the landmarks' frame-to-frame noise),
+   and the clip keeps one size, the median (a face keeps its size within a clip);
 3. `dlib.extract_image_chip` cuts each chip (bilinear, through an image pyramid when it shrinks).
 """
 
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy.signal import savgol_filter
 
 from .preprocess import PreprocessError, fill_gaps
 
@@ -56,12 +57,13 @@ def _predictor():
 # 2.875 d, centre 0.538 d below the eyes' midpoint along the face's vertical.
 CHIP_SIDE = 2.875
 CHIP_BELOW_EYES = 0.538
+WINDOW = 7  # sampled frames of the Savitzky-Golay smoothing of each chip's centre and angle
 
 
 def chip_track(frames: np.ndarray, boxes: list[tuple | None]) -> np.ndarray:
     """(T, 4) rows of (cx, cy, side, angle) in full-frame pixels and radians: each frame's face
     chip placed by its four eye-corner landmarks (a frame without a box uses the last box
-    found), the side the clip's median."""
+    found), centre and angle smoothed over `WINDOW` frames, the side the clip's median."""
     import dlib
 
     predict = _predictor()
@@ -76,6 +78,9 @@ def chip_track(frames: np.ndarray, boxes: list[tuple | None]) -> np.ndarray:
         cx, cy = (left + right) / 2 + CHIP_BELOW_EYES * d * down
         rows.append((cx, cy, CHIP_SIDE * d, np.arctan2(axis[1], axis[0])))
     track = np.array(rows, dtype=np.float64)
+    window = min(WINDOW, len(track) - 1 + len(track) % 2)  # odd, at most the clip
+    if window >= 5:  # a quadratic through each 7 frames: follows a moving head, not the landmarks' noise
+        track[:, [0, 1, 3]] = savgol_filter(track[:, [0, 1, 3]], window, 2, axis=0, mode="interp")
     track[:, 2] = np.median(track[:, 2])
     return track
 

@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from skimage.transform import resize
 
 from ..atomic import atomic_path
@@ -16,6 +17,7 @@ from .dynamics import DEFAULT_DIFFICULTY, draw_dynamics
 from .faces import FaceWarper, detectable_faces, lfw_faces
 
 NOISE_BANK = 8
+SWAY_S = 0.5  # s, the time scale of the head's sway
 
 
 def stable_seed(*parts) -> int:
@@ -70,7 +72,11 @@ class ClipRenderer:
         amp = rng.uniform(0.005, 0.015, 2) * side
         period, phase = rng.uniform(2.0, 5.0, 2), rng.uniform(0, 2 * np.pi, 2)
         drift = amp[None] * np.sin(2 * np.pi * t[:, None] / period[None] + phase[None])
-        self.offsets = drift + rng.normal(0, 0.004 * side, (self.n_frames, 2))  # (T, 2) dy, dx
+        # head sway: 0.4 % of the face side (sd) on each axis, smooth as a head moves (a Gaussian
+        # low-pass of 0.5 s), not an independent jump every frame as a shaking camera would give
+        sway = ndimage.gaussian_filter1d(rng.normal(0, 1, (self.n_frames, 2)), SWAY_S * spec.fps, axis=0)
+        sway *= 0.004 * side * np.sqrt(2 * np.sqrt(np.pi) * SWAY_S * spec.fps)  # back to that sd
+        self.offsets = drift + sway  # (T, 2) dy, dx
         gain0, slope = rng.uniform(0.8, 1.15), rng.uniform(-0.05, 0.05)
         self.gain = gain0 + slope * t / max(t[-1], 1e-6)
         self.bias = rng.uniform(-15, 15)
