@@ -23,7 +23,6 @@ from rsnet.data.preprocess import (
     PrepConfig,
     crop_square,
     face_track,
-    preprocess_video,
     read_sampled_frames,
     sample_indices,
 )
@@ -71,14 +70,12 @@ def truth_preprocessor(root, mode: str):
     return crops
 
 
-def pipeline_preprocessor(mode: str):
-    return lambda path, kind, fps, cfg: preprocess_video(path, kind, fps, PrepConfig(**{**cfg.to_dict(), "crop": mode}))
-
-
 def crop_error(root, videos: pd.DataFrame, cfg: PrepConfig) -> pd.DataFrame:
     """Per clip, in pixels of the res-px crop: the distance of the crop's centre from the true
     face centre (mean and worst over frames), its frame-to-frame change (the crop moving on the
-    face: jitter that reads as facial motion), and the true face's side inside the crop."""
+    face: jitter that reads as facial motion), the true face's side inside the crop, and the
+    slope of the crop's vertical offset against the smile's intensity (a crop that follows the
+    smile moves the whole face in it as the smile grows)."""
     rows = []
     for v in videos.itertuples():
         r = renderer(root, v.path)
@@ -88,6 +85,7 @@ def crop_error(root, videos: pd.DataFrame, cfg: PrepConfig) -> pd.DataFrame:
         px = cfg.res / track[:, 2]  # crop pixels per frame pixel
         off = (track[:, :2] - truth[:, :2]) * px[:, None]  # (T, 2)
         dist = np.hypot(*off.T)
+        smile = r.dynamics.lips(r.times[sample_indices(n, native, cfg.fps, cfg.stride)])
         rows.append(
             {
                 "id": v.id,
@@ -96,6 +94,8 @@ def crop_error(root, videos: pd.DataFrame, cfg: PrepConfig) -> pd.DataFrame:
                 "jitter_mean": np.hypot(*np.diff(off, axis=0).T).mean(),
                 "jitter_worst": np.hypot(*np.diff(off, axis=0).T).max(),
                 "face_side": float(np.median(truth[:, 2] * px)),
+                # how far the crop moves up the face per unit of smile intensity (0 at rest, ~1 at apex)
+                "with_smile": np.polyfit(smile, off[:, 1], 1)[0] if np.ptp(smile) > 0 else np.nan,
             }
         )
     return pd.DataFrame(rows)

@@ -7,8 +7,9 @@
 Runs, for each fold x seed: the paper's settings (lr 1e-3, batch 16); lr 3e-3 with batch 8;
 ConvLSTM forget-gate bias 1.0; and two controls without temporal signal (frames shuffled in
 time; one frame per video), with the paper's optimiser settings and with lr 3e-3, batch 8.
-Prints one row per setting: mean final-epoch accuracy on held-out subjects, min/max over
-trials, trials that stalled (train accuracy < 0.6 at the end), minutes.
+Prints one row per setting: final-epoch accuracy on held-out subjects pooled over the trials'
+test videos, the mean over trials and its min/max, trials that stalled (train accuracy < 0.6
+at the end), minutes.
 Trial directories land in --out (kept; rerunning resumes/reuses them).
 
 --crops trains the same trials on crops made each way (bench/crops.py: the renderer's frames
@@ -58,6 +59,7 @@ def one(args):
         "fold": fold,
         "seed": seed,
         "accuracy": r["accuracy"],
+        "videos": len(pd.read_csv(out / "predictions.csv")),
         "optimistic": r["optimistic_accuracy"],
         "final_train_acc": hist.train_acc.iloc[-1],
         "minutes": r["train_seconds"] / 60,
@@ -100,6 +102,7 @@ def report_crop_error(a) -> None:
         df = crop_error(a.root, videos, PrepConfig(crop=crop))
         rows.append({"crop": crop, **{c: df[c].mean() for c in df.columns[1:]}, "clips": len(df)})
         rows[-1].update({f"{c} (worst clip)": df[c].max() for c in ("centre_mean", "jitter_mean")})
+        rows[-1]["with_smile (worst clip)"] = df.with_smile.abs().max()
         rows[-1].update({"face_side min": df.face_side.min(), "face_side max": df.face_side.max()})
     print(f"crop error against the true face square, pixels of the 48 px crop ({a.root})")
     print(pd.DataFrame(rows).set_index("crop").T.to_markdown(floatfmt=".2f"))
@@ -127,7 +130,10 @@ def main() -> None:
         rows = list(pool.map(one, jobs))
     df = pd.DataFrame(rows)
     df.to_csv(Path(a.out) / "learning.csv", index=False)
+    df["correct"] = df.accuracy * df.videos
     summary = df.groupby(["crops", "setting"], sort=False).agg(
+        pooled=("correct", "sum"),
+        videos=("videos", "sum"),
         trials=("accuracy", "size"),
         accuracy=("accuracy", "mean"),
         min=("accuracy", "min"),
@@ -136,6 +142,7 @@ def main() -> None:
         stalled=("final_train_acc", lambda x: int((x < 0.6).sum())),
         minutes=("minutes", "mean"),
     )
+    summary["pooled"] /= summary.pop("videos") / 1.0  # accuracy over every test video of the trials
     print(f"held-out accuracy on {a.root} (folds {a.folds}, seeds {a.seeds}, {a.epochs} epochs)")
     print(summary.to_markdown(floatfmt=".3f"))
 

@@ -65,6 +65,13 @@ def test_every_sweep_file_expands_to_the_expected_count(name, count):
     assert len({t.config.hash() for t in trials}) == count
 
 
+def test_each_synthetic_corpus_seed_has_its_own_folder():
+    sweep = load_sweep(REPO / "sweeps" / "demo.yaml")
+    assert {t.config.root for t in sweep.trials("data")} == {str(Path("data/synthetic-small/uvanemo"))}
+    sweep.synthetic["seed"] = 3  # what --synthetic-seed 3 sets
+    assert {t.config.root for t in sweep.trials("data")} == {str(Path("data/synthetic-small-seed3/uvanemo"))}
+
+
 def test_dry_run_lists_the_trials(tmp_path):
     p = run("--grid", "benchmark", "--dry-run", tmp=tmp_path)
     assert p.returncode == 0, p.stderr
