@@ -164,6 +164,9 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
         "demo",
         "--epochs",
         "2",
+        "--folds",
+        "1",
+        "2",
         "--synthetic-size",
         "tiny",
         "--num-cpus",
@@ -180,17 +183,16 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
     p = subprocess.run(demo, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     table = pd.read_csv(tmp_path / "results" / "demo" / "trials.csv")
-    assert len(table) == 15 and (table.status == "finished").all() and table.synthetic.all()
-    assert set(table.setting) == {"full", "shuffled_frames", "single_frame"}
-    assert p.stdout.count("accuracy") >= 15 and "15/15 finished" in p.stdout
+    assert len(table) == 6 and (table.status == "finished").all() and table.synthetic.all()
+    assert set(table.setting) == {"full", "shuffled_frames", "single_frame"} and set(table.fold) == {1, 2}
+    assert p.stdout.count("accuracy") >= 6 and "6/6 finished" in p.stdout
     # a line per ended trial with the sweep's counts, and one progress bar (asked for: stderr is no terminal here)
     lines = [line for line in p.stdout.splitlines() if line.startswith("[")]
-    assert [line.split("]")[0] for line in lines] == [f"[{k}" + "/15" for k in range(1, 16)]
-    assert lines[-1].endswith("15 finished, 0 failed, 0 running)") and "ETA" in lines[0]
+    assert [line.split("]")[0] for line in lines] == [f"[{k}" + "/6" for k in range(1, 7)]
+    assert lines[-1].endswith("6 finished, 0 failed, 0 running)") and "ETA" in lines[0]
     bar = p.stderr.replace("\r", "\n").splitlines()
     assert any(
-        line.startswith("sweep: 100%") and "15/15" in line and "15 finished, 0 failed, 0 running" in line
-        for line in bar
+        line.startswith("sweep: 100%") and "6/6" in line and "6 finished, 0 failed, 0 running" in line for line in bar
     ), p.stderr[-2000:]
     # our TensorBoard hint (the trials' own event files), not Ray's (under /tmp/ray, none of our curves)
     assert f"tensorboard --logdir {tmp_path.resolve() / 'results' / 'demo' / 'trials'}" in p.stdout
@@ -209,14 +211,14 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
     assert rep.returncode == 0, rep.stderr
     out = tmp_path / "results" / "report"
     assert (
-        "15 finished, 0 failed of 15 trials [SYNTHETIC DATA (not the paper's numbers)]" in rep.stdout
+        "6 finished, 0 failed of 6 trials [SYNTHETIC DATA (not the paper's numbers)]" in rep.stdout
         and "results/report/index.md" in rep.stdout
     )
     cells = pd.read_csv(out / "cells.csv").set_index("setting")
     assert set(cells.index) == {"full", "shuffled_frames", "single_frame"}
-    assert (cells.flag == "(partial: 5/10 trials)").all()  # 5 of UvA-NEMO's 10 folds, one seed
+    assert (cells.flag == "(partial: 2/10 trials)").all()  # 2 of UvA-NEMO's 10 folds (--folds 1 2), one seed
     expected = table.groupby("setting").apply(lambda g: (g.accuracy * g.test_videos).sum() / g.test_videos.sum())
-    assert cells["mean"].to_dict() == pytest.approx(expected.to_dict())  # pooled over the five folds
+    assert cells["mean"].to_dict() == pytest.approx(expected.to_dict())  # pooled over the two folds
     for name in ("table2", "table3", "table3_paired", "mispredictions", "honest_vs_optimistic", "failed_trials"):
         assert all((out / f"{name}.{ext}").stat().st_size > 0 for ext in ("md", "csv", "tex")), name
     assert len(pd.read_csv(out / "failed_trials.csv")) == 0
@@ -230,7 +232,7 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
         (line,) = [x for x in summary if x.split()[0] == setting]
         pooled = (g.accuracy * g.test_videos).sum() / g.test_videos.sum()
         low, high = cells.loc[setting, ["video_low", "video_high"]]
-        assert f"{pooled:6.1%}  [{low:.1%}, {high:.1%}]  over {g.test_videos.sum()} videos, 5 folds" in line
+        assert f"{pooled:6.1%}  [{low:.1%}, {high:.1%}]  over {g.test_videos.sum()} videos, 2 folds" in line
     mis = pd.read_csv(out / "mispredictions.csv")
     assert mis.videos.sum() == table[table.setting == "full"].test_videos.sum()
     assert (out / "index.md").read_text().startswith("# SYNTHETIC DATA")

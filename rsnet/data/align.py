@@ -3,7 +3,7 @@
 The authors aligned every frame with dlib's 68 landmarks and `get_face_chip`. At 48 px that
 loses much of a smile's dynamics: the 68 points include the mouth, and a similarity transform
 fitted to them follows the lips, so the whole face moves in the chip as the smile grows (dlib's
-5-point fit does too: its fifth point, the base of the nose, rises with the upper lip). A moving
+5-point fit did too on the synthetic faces: its fifth point, the nose base, rose with the lip). A moving
 chip turns every edge of the face into frame-to-frame change that drowns the smile's own. Here:
 
 1. dlib's 5-point predictor (face-recognition-models) finds the eye corners inside the

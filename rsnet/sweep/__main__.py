@@ -56,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-trials", type=int, default=None, help="run only the first N trials (smoke tests)")
     ap.add_argument("--epochs", type=int, default=None, help="override every trial's epochs (smoke tests)")
     ap.add_argument(
+        "--folds", type=int, nargs="+", default=None, help="only these folds of the fold axis (smoke tests)"
+    )
+    ap.add_argument(
         "--synthetic-size",
         choices=("tiny", "small", "full"),
         default=None,
@@ -139,6 +142,8 @@ def main(argv=None) -> int:
         return 2
     for t in trials:
         t.config = t.config.replace(epochs=a.epochs or t.config.epochs, cache=a.cache)
+    if a.folds:  # the sweep narrowed to these folds: its plan too
+        trials = [t for t in trials if t.config.fold in a.folds]
     planned = trials
     if a.max_trials:
         trials = trials[: a.max_trials]
