@@ -28,7 +28,7 @@ CORNER_PULL = (0.08, 0.11)  # out, up; as a fraction of the face side, at intens
 CORNER_SIGMA = 0.11
 EYE_SQUEEZE = 0.35  # vertical compression of the eye region at intensity 1
 CHEEK_RAISE = 0.03
-# The lips part and the teeth show (AU25, in most smiles of UvA-NEMO): a pale band between the
+# The lips part and the teeth show (AU25), as in broad smiles: a pale band between the
 # lips, `TEETH` brighter at intensity 1. The 25 px LFW faces, upscaled, have little texture at the
 # mouth for a warp to move: without it a smile changed a 48 px crop by ~3 grey levels per frame.
 TEETH = 0.35
