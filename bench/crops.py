@@ -6,7 +6,7 @@ face is in every frame. The ways to make a clip's crops, from the truth to the p
     rendered   the renderer's own frames (no video coding), cut at the true face square
     encoded    the decoded video's frames, cut at the true face square
     box        the pipeline with `crop: box` (dlib's detector, a smoothed box)
-    aligned    the pipeline with `crop: aligned` (5 landmarks per frame; the default)
+    aligned    the pipeline with `crop: aligned` (chips placed by the eye landmarks; the default)
 
 Used by bench/learning.py (--crops, --crop-error)."""
 
@@ -46,8 +46,8 @@ def renderer(root, path) -> ClipRenderer:
 
 def true_track(r: ClipRenderer, idx: np.ndarray) -> np.ndarray:
     """(T, 3) rows of (cx, cy, side): the true face square in the sampled frames."""
-    top_left = np.array([r._top_left(i) for i in idx])  # (T, 2) y, x
-    return np.concatenate([top_left[:, ::-1] + r.side / 2, np.full((len(idx), 1), r.side)], axis=1)
+    centre = np.array([r.face_centre(i) for i in idx])  # (T, 2) x, y
+    return np.concatenate([centre, np.full((len(idx), 1), r.side)], axis=1)
 
 
 def truth_preprocessor(root, mode: str):
@@ -80,19 +80,20 @@ def crop_error(root, videos: pd.DataFrame, cfg: PrepConfig) -> pd.DataFrame:
     for v in videos.itertuples():
         r = renderer(root, v.path)
         frames, native, n = read_sampled_frames(v.path, v.kind, v.fps, cfg.fps, cfg.stride)
-        truth = true_track(r, sample_indices(n, native, cfg.fps, cfg.stride))
+        idx = sample_indices(n, native, cfg.fps, cfg.stride)
+        truth = true_track(r, idx)
         track, _, _ = face_track(frames, v.path, cfg)
         px = cfg.res / track[:, 2]  # crop pixels per frame pixel
         off = (track[:, :2] - truth[:, :2]) * px[:, None]  # (T, 2)
-        dist = np.hypot(*off.T)
-        smile = r.dynamics.lips(r.times[sample_indices(n, native, cfg.fps, cfg.stride)])
+        dist, step = np.hypot(*off.T), np.hypot(*np.diff(off, axis=0).T)
+        smile = r.dynamics.lips(r.times[idx])
         rows.append(
             {
                 "id": v.id,
                 "centre_mean": dist.mean(),
                 "centre_worst": dist.max(),
-                "jitter_mean": np.hypot(*np.diff(off, axis=0).T).mean(),
-                "jitter_worst": np.hypot(*np.diff(off, axis=0).T).max(),
+                "jitter_mean": step.mean(),
+                "jitter_worst": step.max(),
                 "face_side": float(np.median(truth[:, 2] * px)),
                 # how far the crop moves up the face per unit of smile intensity (0 at rest, ~1 at apex)
                 "with_smile": np.polyfit(smile, off[:, 1], 1)[0] if np.ptp(smile) > 0 else np.nan,

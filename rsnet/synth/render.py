@@ -102,6 +102,10 @@ class ClipRenderer:
         limit = np.array([self.spec.height, self.spec.width]) - self.side - 1
         return np.clip(self.centre + self.offsets[i] - self.side / 2, 0, limit)
 
+    def face_centre(self, i: int) -> np.ndarray:
+        """(x, y) of the face square's centre in frame i, to the sub-pixel: where a crop should sit."""
+        return self._top_left(i)[::-1] + self.side / 2
+
     def face_box(self, i: int) -> tuple[int, int, int]:
         """(x, y, side) of the face square in frame i (integer part of its position)."""
         y, x = np.floor(self._top_left(i)).astype(int)
