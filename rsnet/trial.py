@@ -17,7 +17,9 @@ authors' code reports) is recorded too, as `optimistic_accuracy`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +60,19 @@ def code_version() -> str:
 
 
 def pick_device(name: str) -> torch.device:
+    """'auto': CUDA if this torch has it, else the CPU (saying so when GPUs were given)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def cpu_fallback_note(name: str, device: torch.device) -> str | None:
+    """What to say when GPUs were given (CUDA_VISIBLE_DEVICES set, as Ray sets it for a trial
+    with gpu > 0) but the trial runs on the CPU because CUDA is absent."""
+    given = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if name != "auto" or device.type != "cpu" or not given:
+        return None
+    return f"GPU(s) {given} given (CUDA_VISIBLE_DEVICES) but CUDA is not available to torch {torch.__version__}: CPU"
 
 
 def load_data(cfg: TrialConfig, progress: bool = False):
@@ -145,7 +157,11 @@ def run_trial(
 def _setup(cfg: TrialConfig, out: Path, progress: bool) -> Run:
     """Data, model and optimizer; the state of the checkpoint in `out`, if there is one."""
     device = pick_device(cfg.device)
+    note = cpu_fallback_note(cfg.device, device)
+    if note:
+        print(f"rsnet: {note}", file=sys.stderr, flush=True)
     train, val, test, facts = load_data(cfg, progress)
+    facts = {**facts, "device_note": note}
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

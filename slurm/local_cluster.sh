@@ -1,11 +1,20 @@
 #!/bin/bash
-# A real single-node Slurm on this machine, for trying rsnet's launcher and for the tests.
+# A real Slurm of N nodes on this one machine, for trying rsnet's launcher and for the tests.
 #
-#   slurm/local_cluster.sh start     # prints the export lines to use it
-#   eval "$(slurm/local_cluster.sh env)"; sbatch slurm/launch_ray.sh sweeps/demo.yaml
+#   slurm/local_cluster.sh start [--nodes N]   # prints the export lines to use it
+#   eval "$(slurm/local_cluster.sh env)"; sbatch --nodes=2 slurm/launch_ray.sh sweeps/demo.yaml
 #   slurm/local_cluster.sh status | stop
 #
-# Uses Debian's slurm-wlm and munge (apt-get install slurm-wlm munge), run directly as root
+# Each node is a slurmd in a network namespace of its own (and a UTS namespace, so it has its
+# own hostname, node1..nodeN) with its own address, 10.77.0.(10+i), on a bridge that lives,
+# with slurmctld and munged, in one more namespace (rsnet-ctl, 10.77.0.1). Every address is
+# inside namespaces this script creates, so nothing of the cluster (Slurm's ports, the Ray a job
+# starts) is reachable from outside them, and two clusters (other RSNET_SLURM_DIRs) never meet.
+# Slurm's commands reach the controller through wrappers in $RSNET_SLURM_DIR/bin (on PATH after
+# `env`); inside a node they are the plain commands. `stop` ends every process in the
+# namespaces and deletes them, which takes their links with them.
+#
+# Needs root (namespaces; Slurm runs as root here) and Debian's slurm-wlm, munge and iproute2,
 # with a private SLURM_CONF, munge key and socket under $RSNET_SLURM_DIR (default
 # /tmp/rsnet-slurm), so it touches no system-wide Slurm. Settings that work on a plain VM or
 # container: proctrack/linuxproc, task/none, no accounting (so no sacct: submitit warns
@@ -14,26 +23,60 @@ set -euo pipefail
 DIR=${RSNET_SLURM_DIR:-/tmp/rsnet-slurm}
 CONF=$DIR/slurm.conf
 SOCK=$DIR/munge.socket
-HOST=$(hostname -s)
 CPUS=$(nproc)
-MEM=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
-CTLD_PORT=${RSNET_SLURMCTLD_PORT:-26817}
-SLURMD_PORT=${RSNET_SLURMD_PORT:-26818}
+TAG=rs$(echo -n "$(realpath -m "$DIR")" | md5sum | cut -c1-6)   # this cluster's namespaces
+CTL=$TAG-ctl
+NET=10.77.0
+CTLD_PORT=${RSNET_SLURMCTLD_PORT:-6817}
+SLURMD_PORT=${RSNET_SLURMD_PORT:-6818}
 
-env_lines() { echo "export SLURM_CONF=$CONF"; }
+env_lines() { echo "export SLURM_CONF=$CONF PATH=$DIR/bin:\$PATH"; }
+in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@"; }
+node_namespaces() { ip netns list | awk '{print $1}' | grep -E "^$TAG-node[0-9]+$" || true; }
 
 start() {
-    for exe in munged slurmctld slurmd sbatch; do
-        command -v $exe >/dev/null || { echo "local_cluster: $exe missing: apt-get install slurm-wlm munge" >&2; exit 1; }
+    local n=1
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --nodes) n=${2:?--nodes needs a number}; shift 2 ;;
+            --nodes=*) n=${1#*=}; shift ;;
+            *) echo "local_cluster: unknown option $1" >&2; exit 2 ;;
+        esac
     done
+    [[ "$n" =~ ^[1-9][0-9]?$ ]] || { echo "local_cluster: --nodes must be 1-99, not '$n'" >&2; exit 2; }
+    for exe in munged slurmctld slurmd sbatch ip nsenter unshare; do
+        command -v $exe >/dev/null || { echo "local_cluster: $exe missing: apt-get install slurm-wlm munge iproute2" >&2; exit 1; }
+    done
+    [ "$(id -u)" = 0 ] || { echo "local_cluster: needs root (network namespaces; Slurm runs as root here)" >&2; exit 1; }
     if status >/dev/null 2>&1; then echo "local_cluster: already running"; env_lines; return; fi
-    mkdir -p "$DIR"/{state,spool,log,munge}
+    stop >/dev/null 2>&1 || true   # whatever a crashed start left
+    mkdir -p "$DIR"/{state,spool,log,munge,bin}
     chmod 700 "$DIR/munge"
     [ -s "$DIR/munge/munge.key" ] || dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1024 count=1 status=none
     chmod 400 "$DIR/munge/munge.key"
-    cat > "$CONF" <<CONF
+    local mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / n - 512 ))
+    local names="node[1-$n]"; [ "$n" = 1 ] && names=node1
+
+    # the network: a bridge in the controller's namespace, a veth pair to each node's
+    ip netns add "$CTL"
+    in_ns "$CTL" ip link set lo up
+    in_ns "$CTL" ip link add br0 type bridge
+    in_ns "$CTL" ip addr add "$NET.1/24" dev br0
+    in_ns "$CTL" ip link set br0 up
+    local i
+    for i in $(seq 1 "$n"); do
+        ip netns add "$TAG-node$i"
+        ip link add eth0 netns "$TAG-node$i" type veth peer name "v$i" netns "$CTL"
+        in_ns "$CTL" ip link set "v$i" master br0 up
+        in_ns "$TAG-node$i" ip link set lo up
+        in_ns "$TAG-node$i" ip addr add "$NET.$((10 + i))/24" dev eth0
+        in_ns "$TAG-node$i" ip link set eth0 up
+    done
+
+    {
+        cat <<CONF
 ClusterName=rsnet-local
-SlurmctldHost=$HOST
+SlurmctldHost=rsnet-ctl($NET.1)
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge
@@ -44,9 +87,9 @@ SlurmdUser=root
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool/slurmd-%n
 SlurmctldPidFile=$DIR/slurmctld.pid
-SlurmdPidFile=$DIR/slurmd.pid
+SlurmdPidFile=$DIR/spool/slurmd-%n.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
-SlurmdLogFile=$DIR/log/slurmd.log
+SlurmdLogFile=$DIR/log/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -59,16 +102,37 @@ ReturnToService=2
 SlurmctldTimeout=30
 SlurmdTimeout=30
 KillWait=10
-NodeName=$HOST CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
-    munged --socket="$SOCK" --key-file="$DIR/munge/munge.key" --pid-file="$DIR/munged.pid" \
+        for i in $(seq 1 "$n"); do
+            echo "NodeName=node$i NodeAddr=$NET.$((10 + i)) CPUs=$CPUS RealMemory=$mem State=UNKNOWN"
+        done
+        echo "PartitionName=debug Nodes=$names Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO"
+    } > "$CONF"
+
+    # Slurm's commands from outside the cluster enter the controller's namespace; inside a node
+    # (a job's own srun and scontrol) they run as they are
+    local cmd
+    for cmd in sbatch srun salloc squeue scontrol scancel sinfo sacct sstat; do
+        cat > "$DIR/bin/$cmd" <<WRAP
+#!/bin/sh
+case "\$(ip netns identify 2>/dev/null)" in
+    $TAG-*) exec /usr/bin/$cmd "\$@" ;;
+    *) exec nsenter --net=/run/netns/$CTL /usr/bin/$cmd "\$@" ;;
+esac
+WRAP
+        chmod 755 "$DIR/bin/$cmd"
+    done
+
+    in_ns "$CTL" munged --socket="$SOCK" --key-file="$DIR/munge/munge.key" --pid-file="$DIR/munged.pid" \
         --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munge.seed" --force
-    SLURM_CONF=$CONF slurmctld -f "$CONF" -i
-    SLURM_CONF=$CONF slurmd -f "$CONF"
-    for i in $(seq 1 30); do
-        if SLURM_CONF=$CONF sinfo -h -o %t 2>/dev/null | grep -qE "idle|mix|alloc"; then
-            echo "local_cluster: Slurm is up ($HOST, $CPUS CPUs) under $DIR"; env_lines; return
+    in_ns "$CTL" unshare --uts sh -c "hostname rsnet-ctl && SLURM_CONF=$CONF exec slurmctld -f $CONF -i"
+    for i in $(seq 1 "$n"); do
+        in_ns "$TAG-node$i" unshare --uts sh -c "hostname node$i && SLURM_CONF=$CONF exec slurmd -f $CONF -N node$i"
+    done
+    for i in $(seq 1 60); do
+        if [ "$(PATH=$DIR/bin:$PATH SLURM_CONF=$CONF sinfo -h -N -o %t 2>/dev/null | grep -cE "idle|mix|alloc")" = "$n" ]; then
+            echo "local_cluster: Slurm is up: $n node(s), node1..node$n at $NET.11..$NET.$((10 + n)), $CPUS CPUs each, under $DIR"
+            env_lines; return
         fi
         sleep 1
     done
@@ -77,34 +141,33 @@ CONF
     exit 1
 }
 
+kill_namespace() {   # every process in the namespace, politely and then not
+    local ns=$1 sig pids i
+    for sig in TERM KILL; do
+        pids=$(ip netns pids "$ns" 2>/dev/null || true)
+        [ -z "$pids" ] && return 0
+        kill -$sig $pids 2>/dev/null || true
+        for i in $(seq 1 20); do
+            [ -z "$(ip netns pids "$ns" 2>/dev/null || true)" ] && return 0
+            sleep 0.5
+        done
+    done
+}
+
 stop() {
     # jobs still running are cancelled while the controller is there to do it
-    local pid
-    if pid=$(cat "$DIR/slurmctld.pid" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ -f "$CONF" ]; then
-        SLURM_CONF=$CONF scancel --quiet --user "$(id -un)" 2>/dev/null || true
+    if [ -f "$CONF" ] && [ -e "/run/netns/$CTL" ] && [ -n "$(ip netns pids "$CTL" 2>/dev/null)" ]; then
+        PATH=$DIR/bin:$PATH SLURM_CONF=$CONF timeout 20 scancel --quiet --user "$(id -un)" 2>/dev/null || true
         for i in $(seq 1 20); do
-            [ -z "$(SLURM_CONF=$CONF squeue -h -u "$(id -un)" 2>/dev/null)" ] && break
+            [ -z "$(PATH=$DIR/bin:$PATH SLURM_CONF=$CONF timeout 10 squeue -h -u "$(id -un)" 2>/dev/null)" ] && break
             sleep 0.5
         done
     fi
-    for d in slurmd slurmctld munged; do
-        f=$DIR/$d.pid
-        if [ -s "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi
-    done
-    for i in $(seq 1 20); do
-        alive=0
-        for d in slurmd slurmctld munged; do
-            f=$DIR/$d.pid; [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && alive=1
-        done
-        [ $alive = 0 ] && break
-        sleep 0.5
-    done
-    for d in slurmd slurmctld munged; do      # what a polite signal did not end in 10 s
-        f=$DIR/$d.pid; [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
-    done
-    # a job step's daemon outlives slurmd; this cluster's run in its log folder
-    for p in $(pgrep -x slurmstepd); do
-        case "$(readlink "/proc/$p/cwd" 2>/dev/null)" in "$DIR"/*) kill -9 "$p" 2>/dev/null || true ;; esac
+    local ns
+    for ns in $(node_namespaces) $CTL; do
+        [ -e "/run/netns/$ns" ] || continue
+        kill_namespace "$ns"
+        ip netns del "$ns"
     done
     rm -f "$DIR"/*.pid
     echo "local_cluster: stopped"
@@ -112,16 +175,15 @@ stop() {
 
 status() {
     # sinfo retries an absent controller for about a minute: ask only when ours is running
-    local pid
-    pid=$(cat "$DIR/slurmctld.pid" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ -f "$CONF" ] \
+    [ -e "/run/netns/$CTL" ] && [ -f "$CONF" ] && pgrep -F "$DIR/slurmctld.pid" slurmctld >/dev/null 2>&1 \
         || { echo "local_cluster: not running"; return 1; }
-    SLURM_CONF=$CONF sinfo -h -o "%P %D %t %C" 2>/dev/null || { echo "local_cluster: not running"; return 1; }
+    PATH=$DIR/bin:$PATH SLURM_CONF=$CONF sinfo -h -N -o "%N %t %C" 2>/dev/null || { echo "local_cluster: not running"; return 1; }
 }
 
 case "${1:-}" in
-    start) start ;;
+    start) shift; start "$@" ;;
     stop) stop ;;
     status) status ;;
     env) env_lines ;;
-    *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+    *) echo "usage: $0 start [--nodes N] | stop | status | env" >&2; exit 2 ;;
 esac

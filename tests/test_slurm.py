@@ -1,7 +1,12 @@
-"""A real single-node Slurm (slurm-wlm + munge): sbatch the launcher, requeue it, submitit."""
+"""A real two-node Slurm (slurm-wlm + munge; slurm/local_cluster.sh): sbatch the launcher on both
+nodes, requeue it, lose a node, a node whose Ray cannot start, the token; submitit."""
 
+import hashlib
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -23,34 +28,57 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory, sweep_data, cache):
-    """A running single-node Slurm; jobs read the session's tiny corpus and cache (RSNET_DATA,
-    RSNET_CACHE) and write results under their submit directory."""
+    """A running two-node Slurm (each node in its own network and UTS namespace); jobs read the
+    session's tiny corpus and cache (RSNET_DATA, RSNET_CACHE) and write under their submit dir."""
     d = tmp_path_factory.mktemp("slurm")
-    env = {**os.environ, "RSNET_SLURM_DIR": str(d), "RSNET_SLURMCTLD_PORT": "27817", "RSNET_SLURMD_PORT": "27818"}
+    env = {**os.environ, "RSNET_SLURM_DIR": str(d)}
     try:
-        subprocess.run(["bash", str(REPO / "slurm/local_cluster.sh"), "start"], env=env, check=True, timeout=120)
+        subprocess.run([CLUSTER, "start", "--nodes", "2"], env=env, check=True, timeout=120)
     except BaseException:
-        subprocess.run(["bash", str(REPO / "slurm/local_cluster.sh"), "stop"], env=env, timeout=120)
+        subprocess.run([CLUSTER, "stop"], env=env, timeout=120)
         raise
     env.update(
         SLURM_CONF=str(d / "slurm.conf"),
+        PATH=f"{d / 'bin'}{os.pathsep}{os.environ['PATH']}",
         RSNET_PYTHON=sys.executable,
-        RSNET_NODE_IP="127.0.0.2",
         PYTHONPATH=str(REPO),
         RSNET_DATA=str(sweep_data),
         RSNET_CACHE=str(cache),
     )
     env.pop("RAY_ADDRESS", None)
+    namespaces = cluster_namespaces(d)
+    assert len(namespaces) == 3 and {n.rsplit("-", 1)[1] for n in namespaces} == {"ctl", "node1", "node2"}
     yield env
     # stopping with a job still running (its step daemon outlives slurmd) leaves nothing behind either
     job = sbatch(env, d, "--wrap", "sleep 613")
     wait_for(lambda: job_state(env, job) == "RUNNING", 60)
-    subprocess.run(["bash", str(REPO / "slurm/local_cluster.sh"), "stop"], env=env, check=True, timeout=120)
+    subprocess.run([CLUSTER, "stop"], env=env, check=True, timeout=120)
     left = subprocess.run(["pgrep", "-f", str(d)], capture_output=True, text=True).stdout.split()
     steps = subprocess.run(["pgrep", "-x", "slurmstepd"], capture_output=True, text=True).stdout.split()
     left += [p for p in steps if _cwd(p).startswith(str(d))]  # a step's daemon, named [job.step]
     left += subprocess.run(["pgrep", "-f", "sleep 613"], capture_output=True, text=True).stdout.split()
     assert not left, f"Slurm processes left: {left}"
+    assert not cluster_namespaces(d), "network namespaces left"
+
+
+CLUSTER = str(REPO / "slurm/local_cluster.sh")
+
+
+def cluster_namespaces(d) -> list[str]:
+    """The network namespaces of the cluster under `d` (named after its folder)."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split("\n")
+    tag = "rs" + hashlib.md5(str(Path(d).resolve()).encode()).hexdigest()[:6] + "-"
+    return [n.split()[0] for n in names if n.startswith(tag)]
+
+
+def on_node(slurm, node: str) -> list[str]:
+    """The command prefix that enters one of the cluster's nodes' network namespace."""
+    (ns,) = [n for n in cluster_namespaces(Path(slurm["SLURM_CONF"]).parent) if n.endswith("-" + node)]
+    return ["nsenter", f"--net=/run/netns/{ns}"]
+
+
+def in_node(slurm, node: str, *cmd):
+    return subprocess.run([*on_node(slurm, node), *cmd], capture_output=True, text=True, check=True)
 
 
 def _cwd(pid: str) -> str:
@@ -99,11 +127,16 @@ def ended(env, job):
     return state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "GONE")
 
 
-def test_sbatch_runs_a_sweep_requeued_it_resumes_and_cleans_up(slurm, tmp_path):
-    """One job, requeued once its first trial has finished (as on preemption): it runs twice,
-    the rerun trains only what was missing, the table holds each trial once, and the job
-    stops its own Ray. (One job for both: each run of the launcher costs about 20 s here.)"""
-    job = sbatch(slurm, tmp_path, str(REPO / "slurm/launch_ray.sh"), str(TINY), "--epochs", "2")
+def hosts(trial_dir: Path) -> list[str]:
+    return [a["host"] for a in json.loads((trial_dir / "sweep_trial.json").read_text())["attempts"]]
+
+
+def test_a_two_node_job_runs_trials_on_both_nodes_and_resumes_when_requeued(slurm, tmp_path):
+    """One job on two nodes, requeued once its first trial has finished (as on preemption): it
+    runs twice, each time with a Ray node on each Slurm node at that node's own address; the
+    rerun trains only what was missing, the table holds each trial once, and the job stops its
+    own Ray. (One job for both: each run of the launcher costs about 20 s here.)"""
+    job = sbatch(slurm, tmp_path, "--nodes=2", str(REPO / "slurm/launch_ray.sh"), str(TINY), "--epochs", "2")
     trials = tmp_path / "results" / "tiny" / "trials"
     wait_for(lambda: trials.exists() and any((d / "result.json").exists() for d in trials.iterdir()))
     done = {d.name: (d / "result.json").stat().st_mtime_ns for d in trials.iterdir() if (d / "result.json").exists()}
@@ -111,15 +144,17 @@ def test_sbatch_runs_a_sweep_requeued_it_resumes_and_cleans_up(slurm, tmp_path):
     wait_for(lambda: ended(slurm, job), 900)
     log = (tmp_path / f"rsnet-rsnet-sweep-{job}.out").read_text()
     assert job_state(slurm, job) == "COMPLETED", log
-    assert log.count(f"launch_ray: job {job}, 1 node(s)") == 2, log  # ran twice: before and after the requeue
-    assert log.rstrip().endswith(f"job {job} stopped its Ray (/tmp/rsnet-{job} on 1 node(s))"), log
+    assert log.count(f"launch_ray: job {job}, 2 node(s), head node1 (10.77.0.11:") == 2, log  # before and after
+    assert log.count("launch_ray: Ray is up on 2 node(s): node1=10.77.0.11 node2=10.77.0.12") == 2, log
+    assert log.rstrip().endswith(f"job {job} stopped its Ray (/tmp/rsnet-{job} on 2 node(s))"), log
     assert "sweep tiny: 4/4 finished, 0 failed" in log
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
     assert len(table) == 4 and table.trial.is_unique and (table.status == "finished").all()
     assert len(list(trials.iterdir())) == 4
     assert {n: (trials / n / "result.json").stat().st_mtime_ns for n in done} == done
+    assert {h for d in trials.iterdir() for h in hosts(d)} == {"node1", "node2"}  # the attempts' hosts
     token = tmp_path / ".rsnet" / f"ray-token-{job}"
-    assert token.stat().st_mode & 0o077 == 0 and (tmp_path / ".rsnet").stat().st_mode & 0o077 == 0
+    assert token.stat().st_mode & 0o777 == 0o600 and (tmp_path / ".rsnet").stat().st_mode & 0o777 == 0o700
     wait_for(lambda: no_ray_left(job), 60)
     shutil.rmtree(f"/tmp/rsnet-{job}", ignore_errors=True)  # the job's Ray logs (kept for users)
 
@@ -185,3 +220,138 @@ def test_prepare_runs_as_a_submitit_job_array(slurm, tmp_path, corpora):
     )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "array tasks (slurm)" in p.stdout and "20 videos" in p.stdout and "0 failures" in p.stdout
+
+
+# Ray 2.60 binds these processes' gRPC servers to every interface whatever the node's address
+# (GCS, raylet: node manager and object manager, the driver's and workers' core-worker servers);
+# the rest of what Ray opens listens on the node's address (or loopback)
+WILDCARD_BOUND = ("gcs_server", "raylet", "python", "ray::")
+
+
+def ray_listeners(slurm, node: str, job: str) -> list[tuple[str, str]]:
+    """(local address, process name) of each listening TCP socket of the job's Ray on a node."""
+    ours = set(subprocess.run(["pgrep", "-f", f"/tmp/rsnet-{job}/"], capture_output=True, text=True).stdout.split())
+    out = []
+    for line in in_node(slurm, node, "ss", "-ltnpH").stdout.splitlines():
+        fields = line.split()
+        for name, pid in re.findall(r'\("([^"]+)",pid=(\d+)', fields[-1]):
+            if name != "srun" and (pid in ours or _parent(pid) in ours):  # srun: Slurm's, on 0.0.0.0
+                out.append((fields[3], name))
+    return out
+
+
+def _parent(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return ""
+
+
+def connect_from(slurm, node: str, address: str, **env) -> subprocess.Popen:
+    """A Ray client on a node, with only the token settings given (no ~/.ray token either)."""
+    code = (
+        "import ray\ntry:\n    ray.init(address=%r, logging_level='ERROR'); print('CONNECTED')\n"
+        "except Exception as e:\n    print('REFUSED', e)" % address
+    )
+    clean = {k: v for k, v in slurm.items() if not k.startswith("RAY_")}
+    return subprocess.Popen(
+        [*on_node(slurm, node), sys.executable, "-c", code],
+        env={**clean, "HOME": "/nonexistent", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_lost_node_s_trials_are_retried_on_the_other_and_the_cluster_refuses_clients_without_the_token(
+    slurm, tmp_path
+):
+    six = tmp_path / "six.yaml"
+    six.write_text(TINY.read_text().replace("epochs: 3", "epochs: 6"))
+    job = sbatch(slurm, tmp_path, "--nodes=2", str(REPO / "slurm/launch_ray.sh"), str(six))
+    trials = tmp_path / "results" / "tiny" / "trials"
+
+    def training_on_node2():
+        for d in trials.iterdir() if trials.exists() else []:
+            meta, metrics = d / "sweep_trial.json", d / "metrics.jsonl"
+            if meta.exists() and hosts(d)[-1] == "node2" and metrics.exists() and not (d / "result.json").exists():
+                return True
+        return False
+
+    wait_for(training_on_node2, 300)
+    # while trials run: Ray's ports on the node's address wherever Ray lets them be, no dashboard
+    listeners = ray_listeners(slurm, "node1", job)
+    assert ("10.77.0.11:" + str(20000 + int(job) % 400 * 100 + 3), "ray::RuntimeEnv") in listeners  # its agent
+    for addr, name in listeners:
+        host = addr.rsplit(":", 1)[0].removeprefix("[::ffff:").rstrip("]")
+        assert host in ("10.77.0.11", "127.0.0.1") or (host in ("*", "0.0.0.0") and name.startswith(WILDCARD_BOUND))
+    # Ray keeps a headless dashboard process for its internals: it serves nothing
+    dashboards = subprocess.run(["pgrep", "-f", f"dashboard.py.*/tmp/rsnet-{job}/"], capture_output=True, text=True)
+    sockets = in_node(slurm, "node1", "ss", "-ltnpH").stdout
+    assert ":8265 " not in sockets and not [p for p in dashboards.stdout.split() if f"pid={p}," in sockets]
+    # node2's Ray dies with two trials on it; clients on node2 try the head meanwhile
+    address = f"10.77.0.11:{20000 + int(job) % 400 * 100}"
+    clients = {
+        "token": connect_from(
+            slurm,
+            "node2",
+            address,
+            RAY_AUTH_MODE="token",
+            RAY_AUTH_TOKEN_PATH=str(tmp_path / ".rsnet" / f"ray-token-{job}"),
+        ),
+        "wrong token": connect_from(slurm, "node2", address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0" * 64),
+        "no token": connect_from(slurm, "node2", address, RAY_AUTH_MODE="disabled"),
+    }
+    pids = in_node(slurm, "node2", "sh", "-c", "ps -o pid=,comm= -p $(ip netns pids $(ip netns identify) | paste -sd,)")
+    (raylet,) = [int(line.split()[0]) for line in pids.stdout.splitlines() if line.split()[1] == "raylet"]
+    os.kill(raylet, signal.SIGKILL)
+    said = {k: p.communicate(timeout=180)[0] for k, p in clients.items()}
+    assert said["token"].strip().endswith("CONNECTED"), said["token"]
+    for k in ("wrong token", "no token"):
+        assert "REFUSED" in said[k] and "InvalidAuthToken" in said[k], said[k]
+    wait_for(lambda: ended(slurm, job), 600)
+    log = (tmp_path / f"rsnet-rsnet-sweep-{job}.out").read_text()
+    assert job_state(slurm, job) == "COMPLETED" and "sweep tiny: 4/4 finished, 0 failed" in log, log
+    table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
+    assert len(table) == 4 and table.trial.is_unique and (table.status == "finished").all()
+    moved = [d for d in trials.iterdir() if hosts(d) == ["node2", "node1"]]
+    assert moved and all(hosts(d) in (["node1"], ["node2"], ["node2", "node1"]) for d in trials.iterdir())
+    # a moved trial, resumed from its checkpoint, predicts as the same trial run straight through
+    from rsnet.config import TrialConfig
+    from rsnet.runtime import configure_process
+    from rsnet.trial import run_trial
+
+    for d in moved:
+        cfg = TrialConfig.from_dict(json.loads((d / "config.json").read_text()))
+        configure_process(cfg.threads)  # as the sweep's trials run (one thread each)
+        run_trial(cfg, tmp_path / "direct" / d.name)
+        pd.testing.assert_frame_equal(
+            pd.read_csv(d / "predictions.csv"), pd.read_csv(tmp_path / "direct" / d.name / "predictions.csv")
+        )
+    wait_for(lambda: no_ray_left(job), 60)
+    shutil.rmtree(f"/tmp/rsnet-{job}", ignore_errors=True)
+
+
+def test_a_node_that_cannot_start_ray_fails_the_job_naming_it(slurm, tmp_path):
+    """node2's Ray cannot bind its node-manager port (something else holds it): the job fails
+    naming node2 and stops the Ray it started on node1."""
+    job = sbatch(slurm, tmp_path, "--nodes=2", "--hold", str(REPO / "slurm/launch_ray.sh"), str(TINY))
+    port = 20000 + int(job) % 400 * 100 + 1
+    code = f"import socket, time; s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(); print('ok', flush=True)"
+    holder = subprocess.Popen(
+        [*on_node(slurm, "node2"), sys.executable, "-c", code + "; time.sleep(600)"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        subprocess.run(["scontrol", "release", job], env=slurm, check=True)
+        wait_for(lambda: ended(slurm, job), 300)
+    finally:
+        holder.kill()
+        holder.wait()
+    log = (tmp_path / f"rsnet-rsnet-sweep-{job}.out").read_text()
+    assert job_state(slurm, job) == "FAILED", log
+    assert "launch_ray: Ray did not start on node node2 (10.77.0.12)" in log, log
+    assert log.rstrip().endswith(f"job {job} stopped its Ray (/tmp/rsnet-{job} on 2 node(s))"), log
+    assert "sweep tiny" not in log  # no trial was started
+    wait_for(lambda: no_ray_left(job), 60)
+    shutil.rmtree(f"/tmp/rsnet-{job}", ignore_errors=True)

@@ -2,8 +2,11 @@
 (killed workers and drivers, and two Ray nodes: test_sweep_faults.py)."""
 
 import os
+import re
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +43,27 @@ def tiny_variant(path: Path, *replacements: tuple[str, str]) -> Path:
         text = text.replace(old, new)
     path.write_text(text)
     return path
+
+
+def listeners(root: int) -> set[tuple[str, str]]:
+    """(local address, process name) of each listening TCP socket of a process and its descendants."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    tree, grew = {root}, True
+    while grew:
+        new = {pid for pid, ppid in parent.items() if ppid in tree} - tree
+        tree, grew = tree | new, bool(new)
+    ss = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    return {
+        (line.split()[3], name)
+        for line in ss.splitlines()
+        for name, pid in re.findall(r'\("([^"]+)",pid=(\d+)', line)
+        if int(pid) in tree
+    }
 
 
 def run(*args, tmp, data=None, cache=None, timeout=600):
@@ -180,8 +204,23 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
         "--progress-bar",
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    p = subprocess.run(demo, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(demo, stdout=out, stderr=err, text=True, cwd=tmp_path, env=env)
+        heard, deadline = set(), time.time() + 600  # every TCP port the sweep's processes listen on
+        try:
+            while proc.poll() is None and time.time() < deadline:
+                heard |= listeners(proc.pid)
+                time.sleep(0.5)
+        finally:
+            if proc.poll() is None:  # past the deadline
+                proc.kill()
+            proc.wait()
+        out.seek(0), err.seek(0)
+        p = subprocess.CompletedProcess(demo, proc.returncode, out.read(), err.read())
     assert p.returncode == 0, p.stdout + p.stderr
+    # a local Ray listens on loopback only (GCS, raylet, workers, agents)
+    assert {"gcs_server", "raylet"} <= {name for _, name in heard}, heard
+    assert all(addr.rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]", "[::1]") for addr, _ in heard), heard
     table = pd.read_csv(tmp_path / "results" / "demo" / "trials.csv")
     assert len(table) == 6 and (table.status == "finished").all() and table.synthetic.all()
     assert set(table.setting) == {"full", "shuffled_frames", "single_frame"} and set(table.fold) == {1, 2}

@@ -1,15 +1,12 @@
 """Sweeps on Ray Tune when things go wrong: a killed trial worker, a killed driver, and a sweep
-over two Ray nodes. (Beside test_sweep.py so that pytest-xdist can run the two files at once.)"""
+with fractional GPUs. (Beside test_sweep.py so that pytest-xdist can run the two files at once.)"""
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -90,69 +87,30 @@ def test_killed_driver_rerun_completes_only_the_missing_trials(tmp_path, shared)
 
 
 @pytest.mark.slow
-def test_trials_run_on_two_ray_nodes(tmp_path, shared):
-    """A Ray head and a second Ray node on this machine (own ports, temp dir, token auth); the
-    nodes advertise 127.0.0.2 so that all traffic stays on the loopback range."""
-    import secrets
+def test_fractional_gpus_run_two_trials_per_gpu_and_fall_back_to_the_cpu(tmp_path, shared):
+    """Ray offered two logical GPUs (none here): at gpu 0.5 the four trials run at once, two per
+    GPU id; each records the CUDA_VISIBLE_DEVICES it was given and, without CUDA, runs on the
+    CPU and says so. (Sweeps across Slurm nodes: test_slurm.py.)"""
+    import torch
 
-    port = 26379 + os.getpid() % 1000
-    token = tmp_path / "token"
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
-    env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-    ray = str(Path(sys.executable).parent / "ray")
-    temp_dir = f"/tmp/rsnet-t{os.getpid()}"  # short: Ray's socket paths must stay under 107 bytes
-
-    def ray_left():
-        return subprocess.run(["pgrep", "-f", temp_dir], capture_output=True).returncode == 0
-
-    common = ["--block", "--num-cpus=1", "--node-ip-address=127.0.0.2"]
-    head = subprocess.Popen(
-        [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}", *common],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    f = tiny_variant(
+        tmp_path / "gpu.yaml", ("resources: {cpu: 1}", "resources: {cpu: 1, gpu: 0.5}"), ("epochs: 3", "epochs: 4")
     )
-    worker = None
-
-    def nodes_alive(n):
-        code = (
-            f"import ray; ray.init(address='127.0.0.2:{port}', logging_level='ERROR'); "
-            "print(sum(n['Alive'] for n in ray.nodes()))"
-        )
-        p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-        return p.returncode == 0 and p.stdout.split()[-1:] == [str(n)]
-
-    try:
-        _wait(lambda: port_open("127.0.0.2", port), head, 60)  # the head's GCS
-        worker = subprocess.Popen(
-            [ray, "start", f"--address=127.0.0.2:{port}", *common],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait(lambda: nodes_alive(2), worker, 60)
-        p = subprocess.run(
-            sweep_cmd(TINY, "--address", f"127.0.0.2:{port}", tmp=tmp_path, **shared),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=REPO,
-            env=env,
-        )
-        assert p.returncode == 0, p.stdout + p.stderr
-        nodes = {
-            json.loads((d / "sweep_trial.json").read_text())["attempts"][-1]["node_id"]
-            for d in (tmp_path / "results" / "tiny" / "trials").iterdir()
-        }
-        assert len(nodes) == 2
-    finally:
-        for proc in (worker, head):
-            if proc is not None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=60)
-        deadline = time.time() + 60
-        while ray_left() and time.time() < deadline:  # the nodes' processes end after `ray start`
-            time.sleep(0.2)
-        shutil.rmtree(temp_dir, ignore_errors=True)  # their logs and sockets
-    assert not ray_left()
+    p = run(f, "--num-cpus", "4", "--num-gpus", "2", tmp=tmp_path, **shared)
+    assert p.returncode == 0, p.stdout + p.stderr
+    trials = list((tmp_path / "results" / "tiny" / "trials").iterdir())
+    attempts = [json.loads((d / "sweep_trial.json").read_text())["attempts"] for d in trials]
+    assert [len(a) for a in attempts] == [1] * 4
+    given = [a[0]["cuda_visible_devices"] for a in attempts]
+    assert sorted(given) == ["0", "0", "1", "1"] and [a[0]["gpu_ids"] for a in attempts] == [[g] for g in given]
+    # all four at once: each started before any had finished
+    assert max(a[0]["time"] for a in attempts) < min((d / "result.json").stat().st_mtime for d in trials)
+    for d, g in zip(trials, given):
+        result = json.loads((d / "result.json").read_text())
+        if torch.cuda.is_available():
+            assert result["device"] == "cuda" and result["device_note"] is None
+        else:
+            assert result["device"] == "cpu"
+            assert result["device_note"].startswith(
+                f"GPU(s) {g} given (CUDA_VISIBLE_DEVICES) but CUDA is not available"
+            )

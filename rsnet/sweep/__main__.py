@@ -41,6 +41,13 @@ def parser() -> argparse.ArgumentParser:
         help="join a running Ray cluster ('auto' or host:port); default: start a local one",
     )
     ap.add_argument("--num-cpus", type=int, default=None, help="local Ray only: CPUs to offer trials")
+    ap.add_argument(
+        "--num-gpus",
+        type=int,
+        default=None,
+        help="local Ray only: GPUs to offer trials (default: those CUDA sees; with none, a trial given "
+        "GPUs by its sweep's resources runs on the CPU and says so)",
+    )
     ap.add_argument("--dry-run", action="store_true", help="list the trials and their count, run nothing")
     ap.add_argument(
         "--resume",
@@ -166,6 +173,10 @@ def main(argv=None) -> int:
     except (SweepError, ValueError) as e:
         print(f"sweep: error: {e}", file=sys.stderr)
         return 2
+    if not a.address:
+        # a local Ray: its node address is 127.0.0.1, where it then binds every server (Ray's
+        # switch for a local-only Ray; read when Ray is first imported, so set before that)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     from .runner import run_on_ray
     from .table import write_table
 
@@ -175,7 +186,7 @@ def main(argv=None) -> int:
         f"sweep {sweep.name}: curves as trials run: tensorboard --logdir {sweep_dir / 'trials'}",
         flush=True,
     )
-    run_on_ray(sweep, trials, sweep_dir, a.address, a.num_cpus, bar=a.progress_bar)
+    run_on_ray(sweep, trials, sweep_dir, a.address, a.num_cpus, a.num_gpus, bar=a.progress_bar)
     table = write_table(sweep_dir)
     mine = table[table.trial.isin({t.name for t in trials})]
     done, failed = (mine.status == "finished").sum(), (mine.status == "failed").sum()

@@ -50,21 +50,25 @@ PORTS=(--node-manager-port=$((BASE + 1)) --object-manager-port=$((BASE + 2))
        --runtime-env-agent-port=$((BASE + 3)) --dashboard-agent-grpc-port=$((BASE + 4))
        --dashboard-agent-listen-port=$((BASE + 5)) --metrics-export-port=$((BASE + 6))
        --min-worker-port=$((BASE + 10)) --max-worker-port=$((BASE + 99)))
-# A short per-job temp dir: Ray's unix socket paths must stay under 107 bytes.
+# A short per-job temp dir (a folder per node in it): Ray's unix socket paths must stay under 107 bytes.
 TMP_DIR=/tmp/rsnet-$JOB
 # Security: the dashboard and job API run code for whoever reaches them: both off. Token auth
-# with a per-job token only this user can read (on the shared submit dir so every node sees it).
+# with a per-job token only this user can read (on the shared submit dir so every node sees it):
+# a client without it is refused. Each node's Ray advertises the node's address; its agents and
+# client server listen there, but Ray 2.60 binds its gRPC servers (GCS, raylet, object manager,
+# workers) on every interface, with no option to narrow them: the token is what guards those.
 mkdir -p "$SUBMIT_DIR/.rsnet" && chmod 700 "$SUBMIT_DIR/.rsnet"
 export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$SUBMIT_DIR/.rsnet/ray-token-$JOB
 ( umask 077; [ -s "$RAY_AUTH_TOKEN_PATH" ] || "$RSNET_PYTHON" -c "import secrets; print(secrets.token_hex(32))" > "$RAY_AUTH_TOKEN_PATH" )
 
 NODES=($(scontrol show hostnames "$SLURM_JOB_NODELIST"))
 HEAD=${NODES[0]}
-# The node's address from `hostname -I` (`hostname --ip-address` gives 127.0.0.1 on some
-# systems); RSNET_NODE_IP overrides it (the tests keep everything on 127.0.0.2).
+# Each node's address from `hostname -I` on it (`hostname --ip-address` gives 127.0.0.1 on some
+# systems); RSNET_NODE_IP overrides it (say, to pick the interface of a fast network).
 ip_of() { srun --overlap --nodes=1 --ntasks=1 -w "$1" bash -c 'echo ${RSNET_NODE_IP:-$(hostname -I | cut -d" " -f1)}'; }
-HEAD_IP=$(ip_of "$HEAD")
-ADDRESS=$HEAD_IP:$BASE
+declare -A IP STEP
+for node in "${NODES[@]}"; do IP[$node]=$(ip_of "$node"); done
+ADDRESS=${IP[$HEAD]}:$BASE
 CPUS=${SLURM_CPUS_PER_TASK:-$(nproc)}
 # GPUs as Slurm grants them
 GPUS=${SLURM_GPUS_ON_NODE:-0}
@@ -88,19 +92,48 @@ on_warning() {   # time limit or preemption coming: requeue, the rerun resumes t
 trap on_warning USR1
 trap cleanup TERM INT
 
+# the nodes' addresses Ray lists as alive (a driver that connects and leaves)
+alive_ips() {
+    "$RSNET_PYTHON" -c 'import sys, ray; ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+print(" ".join(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]))' "$ADDRESS" 2>/dev/null || true
+}
+# every node's Ray is up within RSNET_RAY_START_TIMEOUT seconds, or the job fails naming the node
+await_nodes() {
+    local deadline=$((SECONDS + ${RSNET_RAY_START_TIMEOUT:-120})) node alive missing
+    while :; do
+        for node in "$@"; do
+            kill -0 "${STEP[$node]}" 2>/dev/null || {
+                echo "launch_ray: Ray did not start on node $node (${IP[$node]}): its 'ray start' exited; see its lines above" >&2
+                exit 1
+            }
+        done
+        alive=" $(alive_ips) " missing=()
+        for node in "$@"; do [[ "$alive" == *" ${IP[$node]} "* ]] || missing+=("$node (${IP[$node]})"); done
+        [ ${#missing[@]} = 0 ] && return 0
+        if [ $SECONDS -ge $deadline ]; then
+            echo "launch_ray: Ray did not start on node(s) ${missing[*]} within ${RSNET_RAY_START_TIMEOUT:-120} s" >&2
+            exit 1
+        fi
+        sleep 2
+    done
+}
+
 echo "launch_ray: job $JOB, ${#NODES[@]} node(s), head $HEAD ($ADDRESS), $CPUS CPUs and $GPUS GPUs per node"
 echo "launch_ray: results $RSNET_RESULTS, cache $RSNET_CACHE, data $RSNET_DATA"
-srun --overlap --nodes=1 --ntasks=1 -w "$HEAD" env RSNET_NODE_IP="$HEAD_IP" "$RAY" start --head --block \
-    --node-ip-address="$HEAD_IP" --port="$BASE" --temp-dir="$TMP_DIR" --include-dashboard=false \
+srun --overlap --nodes=1 --ntasks=1 -w "$HEAD" "$RAY" start --head --block \
+    --node-ip-address="${IP[$HEAD]}" --port="$BASE" --temp-dir="$TMP_DIR/$HEAD" --include-dashboard=false \
     --ray-client-server-port=$((BASE + 7)) --num-cpus="$CPUS" --num-gpus="$GPUS" "${PORTS[@]}" &
+STEP[$HEAD]=$!
 STEPS+=($!)
-for i in $(seq 1 60); do "$RAY" health-check --address "$ADDRESS" >/dev/null 2>&1 && break; sleep 2; done
+await_nodes "$HEAD"
 for node in "${NODES[@]:1}"; do
-    srun --overlap --nodes=1 --ntasks=1 -w "$node" bash -c \
-        'exec "$0" start --block --address="$1" --node-ip-address="${RSNET_NODE_IP:-$(hostname -I | cut -d" " -f1)}" --num-cpus="$2" --num-gpus="$3" "${@:4}"' \
-        "$RAY" "$ADDRESS" "$CPUS" "$GPUS" "${PORTS[@]}" &
+    srun --overlap --nodes=1 --ntasks=1 -w "$node" "$RAY" start --block --address="$ADDRESS" \
+        --node-ip-address="${IP[$node]}" --temp-dir="$TMP_DIR/$node" --num-cpus="$CPUS" --num-gpus="$GPUS" "${PORTS[@]}" &
+    STEP[$node]=$!
     STEPS+=($!)
 done
+await_nodes "${NODES[@]}"
+echo "launch_ray: Ray is up on ${#NODES[@]} node(s): $(for n in "${NODES[@]}"; do printf '%s ' "$n=${IP[$n]}"; done)"
 
 "$RSNET_PYTHON" -m rsnet.sweep "$SWEEP" --address "$ADDRESS" --results "$RSNET_RESULTS" \
     --cache "$RSNET_CACHE" --data-root "$RSNET_DATA" "$@" &

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -40,7 +41,7 @@ def trainable(params: dict) -> None:
     configure_process(cfg.threads)  # this worker process is the trial's
     out = Path(spec["out"])
     out.mkdir(parents=True, exist_ok=True)
-    _note_attempt(out, spec["setting"], ray.get_runtime_context().get_node_id())
+    _note_attempt(out, spec["setting"], ray.get_runtime_context())
     restored = tune.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as d:
@@ -69,10 +70,20 @@ def trainable(params: dict) -> None:
     )
 
 
-def _note_attempt(out: Path, setting: str, node_id: str) -> None:
+def _note_attempt(out: Path, setting: str, ctx) -> None:
+    """Where this attempt runs: the Ray node, its host, and the GPUs Ray gave it."""
     path = out / "sweep_trial.json"
     meta = json.loads(path.read_text()) if path.exists() else {"setting": setting, "attempts": []}
-    meta["attempts"].append({"node_id": node_id, "pid": os.getpid(), "time": time.time()})
+    meta["attempts"].append(
+        {
+            "node_id": ctx.get_node_id(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "time": time.time(),
+            "gpu_ids": ctx.get_accelerator_ids().get("GPU", []),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        }
+    )
     write_json_atomic(path, meta)
 
 
@@ -95,7 +106,7 @@ def secure_ray_token() -> None:
         token.parent.chmod(0o700)
 
 
-def init_ray(address: str | None, num_cpus: int | None = None) -> None:
+def init_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
     import ray
 
     if ray.is_initialized():
@@ -109,7 +120,13 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        from ray._private import ray_constants
+
+        if ray_constants.ENABLE_RAY_CLUSTER:  # Ray was imported before rsnet.sweep could say "local only"
+            print("sweep: note: this local Ray's ports listen on every interface (token-protected)", file=sys.stderr)
+        ray.init(
+            num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False
+        )
     secure_ray_token()
 
 
@@ -188,12 +205,13 @@ def run_on_ray(
     sweep_dir: Path,
     address: str | None = None,
     num_cpus: int | None = None,
+    num_gpus: int | None = None,
     fresh: bool = False,
     bar: bool | None = None,
 ):
     """Run the trials (restoring the Tune experiment of an earlier run of the same list);
     `bar`: the progress bar on (True), off (False) or on a terminal only (None)."""
-    init_ray(address, num_cpus)
+    init_ray(address, num_cpus, num_gpus)
     storage = (sweep_dir / "ray").resolve()
     name = experiment_name(trials)
     res = {"cpu": sweep.resources["cpu"], "gpu": sweep.resources["gpu"]}
