@@ -17,11 +17,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "sweeps" / "tiny.yaml"
-HAVE_SLURM = all(shutil.which(x) for x in ("slurmctld", "slurmd", "munged", "sbatch"))
+HAVE_SLURM = all(shutil.which(x) for x in ("slurmctld", "slurmd", "munged", "sbatch", "ip", "nsenter"))
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        not HAVE_SLURM and not os.environ.get("CI"), reason="slurm-wlm and munge not installed (.ci/run installs them)"
+        not (HAVE_SLURM and os.geteuid() == 0) and not os.environ.get("CI"),
+        reason="needs root and slurm-wlm, munge, iproute2 (.ci/run installs them)",
     ),
 ]
 
