@@ -196,7 +196,7 @@ def main(argv=None) -> int:
         f"{(time.time() - t0) / 60:.1f} min -> {sweep_dir / 'trials.csv'}"
         f"{synthetic_note(bool(sweep.synthetic))}"
     )
-    return 0 if failed == 0 else 1
+    return 0 if done == len(trials) else 1  # failed, or neither finished nor failed (stopped)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Run a sweep's trials on Ray Tune, locally or on a running Ray cluster.
 
-The trainable only wires `rsnet.trial.run_trial` to Tune: it reports every epoch's metrics,
-hands each checkpoint to Tune (`tune.report(..., checkpoint=tune.Checkpoint)`), and when Tune
-retries a trial (FailureConfig) it resumes from `tune.get_checkpoint()`. A rerun of the same
-sweep restores the Tune experiment (`Tuner.restore(..., resume_errored=True)`): finished
-trials are not rerun, and a trial directory that already holds a result is never trained again.
+The trainable only wires `rsnet.trial.run_trial` to Tune: it reports every epoch's metrics, and
+when Tune retries a trial (FailureConfig) or a rerun restores the experiment
+(`Tuner.restore(..., resume_errored=True)`), the trial resumes from the checkpoint in its own
+directory (written atomically every `checkpoint_every` epochs, on the results path every node
+sees). Tune keeps no copies of it: a copy it prunes (`num_to_keep`) can be the one its saved
+experiment state still names after an abrupt stop, and restoring then fails. Finished trials
+are not rerun, and a trial directory that already holds a result is never trained again.
 """
 
 from __future__ import annotations
@@ -12,18 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from ray import tune
 from tqdm import tqdm
 
-from ..atomic import atomic_path, write_json_atomic
-from ..checkpoint import read_checkpoint
+from ..atomic import write_json_atomic
 from ..config import TrialConfig
 from .spec import Sweep, Trial
 from .table import write_table
@@ -42,21 +41,8 @@ def trainable(params: dict) -> None:
     out = Path(spec["out"])
     out.mkdir(parents=True, exist_ok=True)
     _note_attempt(out, spec["setting"], ray.get_runtime_context())
-    restored = tune.get_checkpoint()
-    if restored is not None:
-        with restored.as_directory() as d:
-            _restore(Path(d) / "checkpoint.pt", out / "checkpoint.pt")
-
-    def report(row: dict, checkpoint: Path | None) -> None:
-        if checkpoint is None:
-            tune.report(row)
-            return
-        with tempfile.TemporaryDirectory() as d:
-            shutil.copy2(checkpoint, Path(d) / "checkpoint.pt")
-            tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
-
     try:
-        result = run_trial(cfg, out, report)
+        result = run_trial(cfg, out, lambda row, checkpoint: tune.report(row))
     except Exception as e:
         write_json_atomic(out / "failed.json", {"error": f"{type(e).__name__}: {e}", "time": time.time()})
         raise
@@ -85,16 +71,6 @@ def _note_attempt(out: Path, setting: str, ctx) -> None:
         }
     )
     write_json_atomic(path, meta)
-
-
-def _restore(from_ray: Path, local: Path) -> None:
-    """Use Tune's checkpoint unless the trial directory already holds a newer one."""
-    if not from_ray.exists():
-        return
-    if local.exists() and read_checkpoint(local)["state"]["epoch"] >= read_checkpoint(from_ray)["state"]["epoch"]:
-        return
-    with atomic_path(local) as tmp:
-        shutil.copy2(from_ray, tmp)
 
 
 def secure_ray_token() -> None:
@@ -185,6 +161,10 @@ class Progress(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.failed += 1
+        out = Path(trial.config["trial"]["out"])
+        if not (out / "failed.json").exists():  # failed in Tune, outside the trainable: say so there
+            error = f"Ray Tune: {trial.get_error() or 'see ' + str(trial.error_file)}"
+            write_json_atomic(out / "failed.json", {"error": error.strip()[-2000:], "time": time.time()})
         self._line(trial, "FAILED (error in trials.csv)")
 
     def on_experiment_end(self, trials, **info):
@@ -252,7 +232,6 @@ def run_on_ray(
                 verbose=0,
                 callbacks=callbacks,
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
     return tuner.fit()
