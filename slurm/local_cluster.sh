@@ -111,13 +111,15 @@ CONF
 
     # Slurm's commands from outside the cluster enter the controller's namespace; inside a node
     # (a job's own srun and scontrol) they run as they are
-    local cmd
+    local cmd real path_without_ours
+    path_without_ours=$(echo "$PATH" | tr ':' '\n' | grep -vxF "$DIR/bin" | paste -sd:)
     for cmd in sbatch srun salloc squeue scontrol scancel sinfo sacct sstat; do
+        real=$(PATH=$path_without_ours command -v $cmd) || continue
         cat > "$DIR/bin/$cmd" <<WRAP
 #!/bin/sh
 case "\$(ip netns identify 2>/dev/null)" in
-    $TAG-*) exec /usr/bin/$cmd "\$@" ;;
-    *) exec nsenter --net=/run/netns/$CTL /usr/bin/$cmd "\$@" ;;
+    $TAG-*) exec $real "\$@" ;;
+    *) exec nsenter --net=/run/netns/$CTL $real "\$@" ;;
 esac
 WRAP
         chmod 755 "$DIR/bin/$cmd"
