@@ -289,7 +289,8 @@ def test_a_two_node_sweep_survives_a_lost_node_and_a_requeue_and_refuses_clients
         for c in clients.values():
             c.kill()
             c.wait()
-    # then the requeue, once a trial has finished
+    # then the requeue, once a trial has finished and one of node2's has moved to node1
+    wait_for(lambda: any(hosts(d)[:2] == ["node2", "node1"] for d in trials.iterdir()), 300)
     wait_for(lambda: any((d / "result.json").exists() for d in trials.iterdir()))
     done = {d.name: (d / "result.json").stat().st_mtime_ns for d in trials.iterdir() if (d / "result.json").exists()}
     subprocess.run(["scontrol", "requeue", job], env=slurm, check=True)
