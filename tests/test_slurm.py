@@ -4,7 +4,6 @@ nodes, requeue it, lose a node, a node whose Ray cannot start, the token; submit
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_sweep import parents, sockets
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "sweeps" / "tiny.yaml"
@@ -203,21 +203,21 @@ WILDCARD_BOUND = ("gcs_server", "raylet", "python", "ray::")
 
 def ray_listeners(slurm, node: str, job: str) -> list[tuple[str, str]]:
     """(local address, process name) of each listening TCP socket of the job's Ray on a node."""
-    ours = set(subprocess.run(["pgrep", "-f", f"/tmp/rsnet-{job}/"], capture_output=True, text=True).stdout.split())
-    out = []
-    for line in in_node(slurm, node, "ss", "-ltnpH").stdout.splitlines():
-        fields = line.split()
-        for name, pid in re.findall(r'\("([^"]+)",pid=(\d+)', fields[-1]):
-            if name != "srun" and (pid in ours or _parent(pid) in ours):  # srun: Slurm's, on 0.0.0.0
-                out.append((fields[3], name))
-    return out
+    ours = {
+        int(p)
+        for p in subprocess.run(["pgrep", "-f", f"/tmp/rsnet-{job}/"], capture_output=True, text=True).stdout.split()
+    }
+    parent = parents()
+    return [
+        (addr, name)
+        for addr, name, pid in sockets(in_node(slurm, node, "ss", "-ltnpH").stdout)
+        if name != "srun" and (pid in ours or parent.get(pid) in ours)  # srun: Slurm's, on 0.0.0.0
+    ]
 
 
-def _parent(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
-    except OSError:
-        return ""
+def ray_port(job: str, offset: int = 0) -> int:
+    """A port of the job's block, as slurm/launch_ray.sh derives it (offset 0: the GCS)."""
+    return 20000 + int(job) % 400 * 100 + offset
 
 
 def connect_from(slurm, node: str, address: str, log: Path, **env) -> subprocess.Popen:
@@ -244,7 +244,6 @@ def test_a_two_node_sweep_survives_a_lost_node_and_a_requeue_and_refuses_clients
     six.write_text(TINY.read_text().replace("epochs: 3", "epochs: 6"))
     job = sbatch(slurm, tmp_path, "--nodes=2", str(REPO / "slurm/launch_ray.sh"), str(six))
     trials = tmp_path / "results" / "tiny" / "trials"
-    base = 20000 + int(job) % 400 * 100
 
     def training_on_node2():
         for d in trials.iterdir() if trials.exists() else []:
@@ -256,7 +255,7 @@ def test_a_two_node_sweep_survives_a_lost_node_and_a_requeue_and_refuses_clients
     wait_for(training_on_node2, 300)
     # while trials run: Ray's ports on the node's address wherever Ray lets them be, no dashboard
     listeners = ray_listeners(slurm, "node1", job)
-    assert (f"10.77.0.11:{base + 3}", "ray::RuntimeEnv") in listeners  # the runtime-env agent
+    assert (f"10.77.0.11:{ray_port(job, 3)}", "ray::RuntimeEnv") in listeners  # the runtime-env agent
     for addr, name in listeners:
         host = addr.rsplit(":", 1)[0].removeprefix("[::ffff:").rstrip("]")
         assert host in ("10.77.0.11", "127.0.0.1") or (host in ("*", "0.0.0.0") and name.startswith(WILDCARD_BOUND))
@@ -265,7 +264,7 @@ def test_a_two_node_sweep_survives_a_lost_node_and_a_requeue_and_refuses_clients
     sockets = in_node(slurm, "node1", "ss", "-ltnpH").stdout
     assert ":8265 " not in sockets and not [p for p in dashboards.stdout.split() if f"pid={p}," in sockets]
     # node2's Ray dies while it trains; meanwhile clients try the head (from node1, whose Ray lives)
-    address = f"10.77.0.11:{base}"
+    address = f"10.77.0.11:{ray_port(job)}"
     token = tmp_path / ".rsnet" / f"ray-token-{job}"
     said = {k: tmp_path / f"client-{k.replace(' ', '-')}.log" for k in ("token", "wrong token", "no token")}
     clients = {
@@ -329,7 +328,7 @@ def test_a_node_that_cannot_start_ray_fails_the_job_naming_it(slurm, tmp_path):
     """node2's Ray cannot bind its node-manager port (something else holds it): the job fails
     naming node2 and stops the Ray it started on node1."""
     job = sbatch(slurm, tmp_path, "--nodes=2", "--hold", str(REPO / "slurm/launch_ray.sh"), str(TINY))
-    port = 20000 + int(job) % 400 * 100 + 1
+    port = ray_port(job, 1)  # the node manager's
     code = f"import socket, time; s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(); print('ok', flush=True)"
     holder = subprocess.Popen(
         [*on_node(slurm, "node2"), sys.executable, "-c", code + "; time.sleep(600)"], stdout=subprocess.PIPE, text=True

@@ -45,25 +45,35 @@ def tiny_variant(path: Path, *replacements: tuple[str, str]) -> Path:
     return path
 
 
-def listeners(root: int) -> set[tuple[str, str]]:
-    """(local address, process name) of each listening TCP socket of a process and its descendants."""
+def parents() -> dict[int, int]:
+    """Every process's parent, from /proc."""
     parent = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             pass
+    return parent
+
+
+def sockets(ss: str) -> list[tuple[str, str, int]]:
+    """(local address, process name, pid) of each socket in `ss -ltnpH` output."""
+    return [
+        (line.split()[3], name, int(pid))
+        for line in ss.splitlines()
+        for name, pid in re.findall(r'\("([^"]+)",pid=(\d+)', line)
+    ]
+
+
+def listeners(root: int) -> set[tuple[str, str]]:
+    """(local address, process name) of each listening TCP socket of a process and its descendants."""
+    parent = parents()
     tree, grew = {root}, True
     while grew:
         new = {pid for pid, ppid in parent.items() if ppid in tree} - tree
         tree, grew = tree | new, bool(new)
     ss = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
-    return {
-        (line.split()[3], name)
-        for line in ss.splitlines()
-        for name, pid in re.findall(r'\("([^"]+)",pid=(\d+)', line)
-        if int(pid) in tree
-    }
+    return {(addr, name) for addr, name, pid in sockets(ss) if pid in tree}
 
 
 def run(*args, tmp, data=None, cache=None, timeout=600):
