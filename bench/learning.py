@@ -10,7 +10,8 @@ with the ConvLSTM forget-gate bias at 1.0 and as two controls without temporal s
 shuffled in time; one frame per video).
 Prints one row per setting: final-epoch accuracy on held-out subjects pooled over the trials'
 test videos, the mean over trials and its min/max, trials that stalled (train accuracy < 0.6
-at the end), minutes.
+at the end), minutes. --fpn-dropout 0.2 gives every setting the authors' per-frame Dropout2d
+in the FPN (default: none, the paper's text).
 Trial directories land in --out (kept; rerunning resumes/reuses them).
 
 --crops trains the same trials on crops made each way (bench/crops.py: the renderer's frames
@@ -54,6 +55,7 @@ def one(args):
 
     name, overrides, fold, seed, crops, a = args
     overrides = {**overrides, **({"epochs": a.epochs} if a.epochs else {})}
+    overrides.update({} if a.fpn_dropout is None else {"fpn_dropout": a.fpn_dropout})
     cfg = TrialConfig(dataset="uvanemo", root=a.root, fold=fold, seed=seed, threads=1, **overrides)
     cfg = cfg.replace(**_crop_settings(crops, a))
     out = Path(a.out) / crops / cfg.hash()
@@ -124,6 +126,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=0, help="for every setting (default: each its own)")
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    ap.add_argument("--fpn-dropout", type=float, default=None, help="for every setting (default: each its own)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="results/bench-learning")
     ap.add_argument("--cache", default="")

@@ -19,6 +19,9 @@ from .model import VARIANTS
 
 TEMPORAL_CONTROLS = ("none", "shuffle", "single_frame")
 RUNTIME_FIELDS = ("device", "threads", "cache", "checkpoint_every")  # do not change the result
+# fields added after results existed, left out of a trial's identity at the value that gives those
+# results, so that earlier trials keep their names (and resume)
+LATER_FIELDS = {"fpn_dropout": 0.2}
 
 
 @dataclass
@@ -36,6 +39,7 @@ class TrialConfig:
     variant: str = "full"
     loss_weighting: str = "balanced"
     forget_bias: float | None = None  # ConvLSTM forget-gate bias init; None = PyTorch default (authors')
+    fpn_dropout: float = 0.0  # the FPN's per-frame Dropout2d: 0 the paper's text, 0.2 the authors' model
     temporal_control: str = "none"  # none | shuffle (frames shuffled in time) | single_frame (one frame)
     # input
     fps: float = 5.0
@@ -85,6 +89,8 @@ class TrialConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 bad(name, getattr(self, name), "integers >= 1")
+        if not 0.0 <= self.fpn_dropout < 1.0:
+            bad("fpn_dropout", self.fpn_dropout, "[0, 1)")
         if not 0.0 <= self.val_fraction < 1.0:
             bad("val_fraction", self.val_fraction, "[0, 1)")
         if self.fps <= 0:
@@ -106,8 +112,9 @@ class TrialConfig:
     @classmethod
     def from_saved(cls, d: dict, where: str = "config") -> "TrialConfig":
         """A config a trial wrote (config.json, a checkpoint): one saved before the crop option
-        existed was trained on the detector's box."""
-        return cls.from_dict({"crop": "box", **d}, where)
+        existed was trained on the detector's box, one saved before fpn_dropout with the authors'
+        Dropout2d(0.2)."""
+        return cls.from_dict({"crop": "box", "fpn_dropout": 0.2, **d}, where)
 
     def replace(self, **kw) -> "TrialConfig":
         return dataclasses.replace(self, **kw)
@@ -128,7 +135,9 @@ class TrialConfig:
         return parse_split(self.split).target
 
     def identity(self) -> dict:
-        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+        return {
+            k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS and LATER_FIELDS.get(k, object()) != v
+        }
 
     def hash(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]

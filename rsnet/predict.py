@@ -49,7 +49,7 @@ def load_trained(path) -> tuple[torch.nn.Module, TrialConfig]:
             f"plain containers ({str(e).splitlines()[0][:160]})"
         ) from e
     cfg = TrialConfig.from_saved(blob["config"], str(ckpt))
-    model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias)
+    model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias, cfg.fpn_dropout)
     model.load_state_dict(blob["model"])
     return model.eval(), cfg
 

@@ -163,7 +163,7 @@ def _setup(cfg: TrialConfig, out: Path, progress: bool) -> Run:
     train, val, test, facts = load_data(cfg, progress)
     facts = {**facts, "device_note": note}
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias).to(device)
+    model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias, cfg.fpn_dropout).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "history": [], "best_val": -1.0, "selected": None, "seconds": 0.0}
     if (out / "checkpoint.pt").exists():

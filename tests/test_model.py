@@ -124,6 +124,20 @@ def test_forget_bias_option():
     assert not torch.equal(build_model("full").temporal.cell.conv.bias[8:16], torch.ones(8))
 
 
+def test_fpn_dropout_option_drops_channels_of_each_frame_or_nothing():
+    x = torch.rand(6, 3, 48, 48)  # six frames
+    torch.manual_seed(0)
+    m = build_model("full", fpn_dropout=0.2).encoder.train()  # the authors': Dropout2d(0.2) per frame
+    zeroed = (m(x).abs().sum((2, 3)) == 0).sum(1)  # (6,) channels dropped in each frame
+    assert zeroed.sum() > 0 and len(set(zeroed.tolist())) > 1  # frames lose different channels
+    m0 = build_model("full").encoder.train()  # the paper's text (the default): none
+    m0.load_state_dict(m.state_dict())  # the same parameters (dropout has none)
+    assert not any(isinstance(mod, torch.nn.Dropout2d) for mod in m0.modules())
+    assert (m0(x).abs().sum((2, 3)) > 0).all()
+    with pytest.raises(ValueError, match="fpn_dropout"):
+        build_model("full", fpn_dropout=1.0)
+
+
 def test_bad_arguments_name_the_valid_choices():
     with pytest.raises(ValueError, match="valid: full, no_tsa"):
         build_model("resnet50")

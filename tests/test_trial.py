@@ -123,11 +123,20 @@ def test_validation_split_selects_the_epoch(base, tmp_path):
         ("dataset", "casme", "valid: uvanemo, bbc"),
         ("fold", 11, r"valid: \[1, 2, 3, 4, 5, 6, 7, 8, 9, 10\]"),
         ("loss_weighting", "focal", "valid: balanced"),
+        ("fpn_dropout", 1.5, r"valid: \[0, 1\)"),
     ],
 )
 def test_invalid_settings_list_the_valid_ones(base, tmp_path, field, value, match):
     with pytest.raises(ValueError, match=match):
         run_trial(base.replace(**{field: value}), tmp_path)
+
+
+def test_trials_from_before_the_fpn_dropout_option_keep_their_names(base):
+    saved = base.to_dict()
+    del saved["fpn_dropout"]  # a config.json written before the option existed: the authors' 0.2
+    old = TrialConfig.from_saved(saved)
+    assert old.fpn_dropout == 0.2 and "fpn_dropout" not in old.identity()
+    assert old.replace(fpn_dropout=0.0).hash() != old.hash()
 
 
 def test_nan_loss_fails_with_a_message_and_keeps_outputs(base, tmp_path):

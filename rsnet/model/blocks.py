@@ -57,18 +57,23 @@ class ConvBNReLU(nn.Sequential):
 
 class FacePatternNet(nn.Sequential):
     """FPN (Sec. 3.2): BN on the input; Conv3x3->4 +BN+ReLU, AvgPool 2; Conv3x3->6 +BN+ReLU,
-    AvgPool 2; Dropout2d(0.2).  (N, C, R, R) -> (N, 6, R/4, R/4)."""
+    AvgPool 2; Dropout2d(dropout).  (N, C, R, R) -> (N, 6, R/4, R/4).
+
+    The input BN is the authors' released model's (the paper's text does not name it). Their model
+    also ends the FPN with Dropout2d(0.2), which the text does not have: dropout=0.2 adds it. It
+    drops whole channels of each frame independently, so in training the ConvLSTM sees features
+    vanish and return from one frame to the next."""
 
     out_channels = 6
 
-    def __init__(self, in_channels: int = 3):
+    def __init__(self, in_channels: int = 3, dropout: float = 0.0):
         super().__init__(
             nn.BatchNorm2d(in_channels),
             ConvBNReLU(in_channels, 4, 3, padding=1),
             nn.AvgPool2d(2),
             ConvBNReLU(4, 6, 3, padding=1),
             nn.AvgPool2d(2),
-            nn.Dropout2d(0.2),
+            *([nn.Dropout2d(dropout)] if dropout else []),
         )
 
     @staticmethod

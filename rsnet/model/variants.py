@@ -35,26 +35,26 @@ from .network import SmileNet
 RESOLUTIONS_NOTE = "resolution must be a multiple of 8 and at least 24 (48, 64, 96, 112 in Fig. 6)"
 
 
-def _fpn_convlstm(in_channels: int, resolution: int, forget_bias, n_out: int, tsa: bool) -> SmileNet:
+def _fpn_convlstm(in_channels: int, resolution: int, forget_bias, n_out: int, tsa: bool, fpn_dropout) -> SmileNet:
     size = FacePatternNet.out_size(resolution)
     return SmileNet(
-        encoder=FacePatternNet(in_channels),
+        encoder=FacePatternNet(in_channels, fpn_dropout),
         temporal=ConvLSTM(FacePatternNet.out_channels, 8, forget_bias),
         head=ClassificationBlock(8, size, n_out),
         tsa=TemporalSmileAttention(in_channels) if tsa else None,
     )
 
 
-def build_full(in_channels=3, resolution=48, forget_bias=None) -> SmileNet:
-    return _fpn_convlstm(in_channels, resolution, forget_bias, n_out=1, tsa=True)
+def build_full(in_channels=3, resolution=48, forget_bias=None, fpn_dropout=0.0) -> SmileNet:
+    return _fpn_convlstm(in_channels, resolution, forget_bias, n_out=1, tsa=True, fpn_dropout=fpn_dropout)
 
 
-def build_no_tsa(in_channels=3, resolution=48, forget_bias=None) -> SmileNet:
-    return _fpn_convlstm(in_channels, resolution, forget_bias, n_out=1, tsa=False)
+def build_no_tsa(in_channels=3, resolution=48, forget_bias=None, fpn_dropout=0.0) -> SmileNet:
+    return _fpn_convlstm(in_channels, resolution, forget_bias, n_out=1, tsa=False, fpn_dropout=fpn_dropout)
 
 
-def build_softmax(in_channels=3, resolution=48, forget_bias=None) -> SmileNet:
-    return _fpn_convlstm(in_channels, resolution, forget_bias, n_out=2, tsa=True)
+def build_softmax(in_channels=3, resolution=48, forget_bias=None, fpn_dropout=0.0) -> SmileNet:
+    return _fpn_convlstm(in_channels, resolution, forget_bias, n_out=2, tsa=True, fpn_dropout=fpn_dropout)
 
 
 def _wide_encoder(encoder: nn.Module, in_channels: int, forget_bias) -> SmileNet:
@@ -66,34 +66,34 @@ def _wide_encoder(encoder: nn.Module, in_channels: int, forget_bias) -> SmileNet
     )
 
 
-def build_mini_resnet(in_channels=3, resolution=48, forget_bias=None) -> SmileNet:
+def build_mini_resnet(in_channels=3, resolution=48, forget_bias=None, fpn_dropout=0.0) -> SmileNet:
     return _wide_encoder(MiniResNet(in_channels), in_channels, forget_bias)
 
 
-def build_mini_densenet(in_channels=3, resolution=48, forget_bias=None) -> SmileNet:
+def build_mini_densenet(in_channels=3, resolution=48, forget_bias=None, fpn_dropout=0.0) -> SmileNet:
     return _wide_encoder(MiniDenseNet(in_channels), in_channels, forget_bias)
 
 
-def build_mini_alexnet(in_channels=3, resolution=48, forget_bias=None) -> SmileNet:
+def build_mini_alexnet(in_channels=3, resolution=48, forget_bias=None, fpn_dropout=0.0) -> SmileNet:
     return _wide_encoder(MiniAlexNet(in_channels), in_channels, forget_bias)
 
 
-def _flat_recurrent(rnn_cls, in_channels: int, resolution: int) -> SmileNet:
+def _flat_recurrent(rnn_cls, in_channels: int, resolution: int, fpn_dropout) -> SmileNet:
     size = FacePatternNet.out_size(resolution)
     return SmileNet(
-        encoder=FacePatternNet(in_channels),
+        encoder=FacePatternNet(in_channels, fpn_dropout),
         temporal=RecurrentOverFlatFeatures(rnn_cls, FacePatternNet.out_channels * size * size, 256),
         head=LinearHead(256),
         tsa=TemporalSmileAttention(in_channels),
     )
 
 
-def build_lstm(in_channels=3, resolution=48, forget_bias=None) -> SmileNet:
-    return _flat_recurrent(nn.LSTM, in_channels, resolution)
+def build_lstm(in_channels=3, resolution=48, forget_bias=None, fpn_dropout=0.0) -> SmileNet:
+    return _flat_recurrent(nn.LSTM, in_channels, resolution, fpn_dropout)
 
 
-def build_gru(in_channels=3, resolution=48, forget_bias=None) -> SmileNet:
-    return _flat_recurrent(nn.GRU, in_channels, resolution)
+def build_gru(in_channels=3, resolution=48, forget_bias=None, fpn_dropout=0.0) -> SmileNet:
+    return _flat_recurrent(nn.GRU, in_channels, resolution, fpn_dropout)
 
 
 VARIANTS: dict[str, Callable[..., SmileNet]] = {
@@ -109,14 +109,19 @@ VARIANTS: dict[str, Callable[..., SmileNet]] = {
 
 
 def build_model(
-    variant: str = "full", in_channels: int = 3, resolution: int = 48, forget_bias: float | None = None
+    variant: str = "full",
+    in_channels: int = 3,
+    resolution: int = 48,
+    forget_bias: float | None = None,
+    fpn_dropout: float = 0.0,
 ) -> SmileNet:
     """Build a model variant by name.
 
     variant: one of VARIANTS; in_channels: 1 (gray) or 3 (colour); resolution: face crop side
     (48 default, 64/96/112 for Fig. 6); forget_bias: initial ConvLSTM forget-gate bias (None
-    keeps PyTorch's default initialisation, as the authors').  See `SmileNet` for the forward
-    contract.
+    keeps PyTorch's default initialisation, as the authors'); fpn_dropout: the FPN's per-frame
+    Dropout2d (0 the paper's text, 0.2 the authors' model; variants without an FPN ignore it).
+    See `SmileNet` for the forward contract.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
@@ -124,4 +129,8 @@ def build_model(
         raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
     if resolution % 8 or resolution < 24:
         raise ValueError(f"{RESOLUTIONS_NOTE}; got {resolution}")
-    return VARIANTS[variant](in_channels=in_channels, resolution=resolution, forget_bias=forget_bias)
+    if not 0.0 <= fpn_dropout < 1.0:
+        raise ValueError(f"fpn_dropout must be in [0, 1), got {fpn_dropout}")
+    return VARIANTS[variant](
+        in_channels=in_channels, resolution=resolution, forget_bias=forget_bias, fpn_dropout=fpn_dropout
+    )
