@@ -126,7 +126,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=0, help="for every setting (default: each its own)")
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS))
-    ap.add_argument("--fpn-dropout", type=float, default=None, help="for every setting (default: each its own)")
+    ap.add_argument("--fpn-dropout", type=float, default=None, help="for every setting (default: TrialConfig's, 0)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="results/bench-learning")
     ap.add_argument("--cache", default="")

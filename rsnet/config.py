@@ -112,9 +112,9 @@ class TrialConfig:
     @classmethod
     def from_saved(cls, d: dict, where: str = "config") -> "TrialConfig":
         """A config a trial wrote (config.json, a checkpoint): one saved before the crop option
-        existed was trained on the detector's box, one saved before fpn_dropout with the authors'
-        Dropout2d(0.2)."""
-        return cls.from_dict({"crop": "box", "fpn_dropout": 0.2, **d}, where)
+        existed was trained on the detector's box; one saved before a LATER_FIELDS field existed
+        had the value that field names."""
+        return cls.from_dict({"crop": "box", **LATER_FIELDS, **d}, where)
 
     def replace(self, **kw) -> "TrialConfig":
         return dataclasses.replace(self, **kw)
