@@ -5,7 +5,7 @@
     python bench/learning.py --root DIR --crop-error
 
 Runs, for each fold x seed: the paper's settings (lr 1e-3, batch 16, Adam decay 0.005, 60
-epochs) and the demo's (its sweep file's: lr 3e-3, batch 8, no decay, 20 epochs), each also
+epochs) and the demo's (its sweep file's: lr 3e-3, batch 8, no decay, 25 epochs), each also
 with the ConvLSTM forget-gate bias at 1.0 and as two controls without temporal signal (frames
 shuffled in time; one frame per video).
 Prints one row per setting: final-epoch accuracy on held-out subjects pooled over the trials'
@@ -33,7 +33,7 @@ from crops import CROP_MODES, crop_error, truth_preprocessor
 
 from rsnet.sweep.spec import load_sweep, resolve_sweep_path
 
-# the demo's settings, read from its sweep file (its 20 epochs included)
+# the demo's settings, read from its sweep file (its epochs included)
 DEMO = dict(load_sweep(resolve_sweep_path("demo")).defaults)
 PAPER = {"epochs": 60}  # the paper's lr 1e-3, batch 16 and decay 0.005 are TrialConfig's defaults
 SETTINGS = {  # --epochs, when given, replaces each setting's own

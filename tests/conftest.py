@@ -4,6 +4,9 @@ preprocessing cache and one data root laid out as sweeps expect it, for the test
 predict or run sweeps."""
 
 import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -37,6 +40,19 @@ def shared_dir(tmp_path_factory, name: str) -> Path:
     path = base / name
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ray_temp_dir():
+    """Every local Ray the tests start (in this process or in a sweep it runs) keeps its session
+    folders under one short folder of this worker (Ray's socket paths stay under 107 bytes),
+    removed afterwards, instead of leaving them in /tmp/ray. Slurm jobs' Ray uses its own."""
+    path = tempfile.mkdtemp(prefix="rsnet-ray-")
+    os.environ["RAY_TMPDIR"] = path
+    yield path
+    if "ray" in sys.modules:
+        sys.modules["ray"].shutdown()  # a Ray this process started, before its folder goes
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
