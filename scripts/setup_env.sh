@@ -15,8 +15,13 @@ if [ ! -x "$VENV/bin/python" ]; then
         "$PYTHON" -m venv "$VENV"
     fi
 fi
+# pip would compile each of the ~15,000 .py files it installs, one at a time (most are never
+# imported); the installs skip that, and one import of what rsnet's commands and tests use writes
+# the bytecode they need (even where PYTHONDONTWRITEBYTECODE is set, so that Ray's workers find it)
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-    "$VENV/bin/pip" install --quiet "torch==2.13.0"
+    "$VENV/bin/pip" install --quiet --no-compile "torch==2.13.0"
 fi
-"$VENV/bin/pip" install --quiet -e ".[test]"
+"$VENV/bin/pip" install --quiet --no-compile -e ".[test]"
+env -u PYTHONDONTWRITEBYTECODE "$VENV/bin/python" -c "import ray.tune, torch.utils.tensorboard, pytest, xdist
+import rsnet.demo, rsnet.sweep.__main__, rsnet.sweep.runner, rsnet.synth, rsnet.prepare, rsnet.predict, rsnet.report.__main__"
 touch "$VENV/.installed"
