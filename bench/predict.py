@@ -70,7 +70,6 @@ def main() -> None:
 
     from rsnet.config import TrialConfig
     from rsnet.data.preprocess import _get_detector, preprocess_video
-    from rsnet.model import build_model
     from rsnet.predict import predict_one, score_clip
 
     torch.set_num_threads(1)
@@ -78,7 +77,7 @@ def main() -> None:
     clip = make_clip(Path(a.out), a.seconds)
     print(f"clip: {clip} ({a.seconds:g} s, 1920x1080, 50 fps), ready in {time.perf_counter() - t0:.1f} s")
     cfg = TrialConfig()  # the paper's input: 5 fps, 48 px, colour
-    model = build_model(cfg.variant, cfg.channels, cfg.resolution).eval()
+    model = cfg.model().eval()
     _get_detector()  # loading dlib's model is not per-video work
     predict_one(model, cfg, clip, "video")  # warm-up
     results = []

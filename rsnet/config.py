@@ -15,7 +15,7 @@ from .data.adapters import adapter_options
 from .data.preprocess import CROPS, PrepConfig
 from .data.splits import MMI_FOLDS, N_FOLDS, SPLITS, folds_for, parse_split
 from .loss import WEIGHTINGS
-from .model import VARIANTS
+from .model import VARIANTS, SmileNet, build_model
 
 TEMPORAL_CONTROLS = ("none", "shuffle", "single_frame")
 RUNTIME_FIELDS = ("device", "threads", "cache", "checkpoint_every")  # do not change the result
@@ -124,6 +124,10 @@ class TrialConfig:
         return PrepConfig(
             fps=self.fps, stride=self.frame_stride, res=self.resolution, channels=self.channels, crop=self.crop
         )
+
+    def model(self) -> SmileNet:
+        """This trial's network, untrained (training builds it; rsnet.predict loads weights into it)."""
+        return build_model(self.variant, self.channels, self.resolution, self.forget_bias, self.fpn_dropout)
 
     def listing(self, dataset: str) -> dict:
         """Keyword arguments of `rsnet.data.list_videos` for `dataset`, this trial's own or its

@@ -25,7 +25,6 @@ from .batching import collate
 from .checkpoint import read_checkpoint
 from .config import TrialConfig
 from .data.preprocess import IMAGE_SUFFIXES, PreprocessError, preprocess_video
-from .model import build_model
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".m4v", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
 LABELS = {1: "spontaneous", 0: "posed"}
@@ -49,7 +48,7 @@ def load_trained(path) -> tuple[torch.nn.Module, TrialConfig]:
             f"plain containers ({str(e).splitlines()[0][:160]})"
         ) from e
     cfg = TrialConfig.from_saved(blob["config"], str(ckpt))
-    model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias, cfg.fpn_dropout)
+    model = cfg.model()
     model.load_state_dict(blob["model"])
     return model.eval(), cfg
 

@@ -38,7 +38,7 @@ from .data import assign_folds, load_or_build, make_split
 from .data.splits import validation_subjects
 from .engine import NonFiniteLoss, evaluate, train_one_epoch
 from .loss import class_weights
-from .model import build_model, count_parameters
+from .model import count_parameters
 
 
 class TrialError(RuntimeError):
@@ -163,7 +163,7 @@ def _setup(cfg: TrialConfig, out: Path, progress: bool) -> Run:
     train, val, test, facts = load_data(cfg, progress)
     facts = {**facts, "device_note": note}
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.variant, cfg.channels, cfg.resolution, cfg.forget_bias, cfg.fpn_dropout).to(device)
+    model = cfg.model().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "history": [], "best_val": -1.0, "selected": None, "seconds": 0.0}
     if (out / "checkpoint.pt").exists():
