@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from .data.adapters import adapter_options
 from .data.preprocess import CROPS, PrepConfig
@@ -18,48 +18,62 @@ from .loss import WEIGHTINGS
 from .model import VARIANTS, SmileNet, build_model
 
 TEMPORAL_CONTROLS = ("none", "shuffle", "single_frame")
-RUNTIME_FIELDS = ("device", "threads", "cache", "checkpoint_every")  # do not change the result
+# Every field declares one role; every list of fields elsewhere (a trial's identity, the report's
+# cells, the sweep file's keys, trials.csv's columns, TensorBoard's HParams) is derived from these.
+ROLES = {
+    "data": "what is evaluated: the dataset, its selection and its protocol",
+    "replicate": "which of the protocol's folds and seeds: the trials a report cell pools",
+    "method": "how the model is built, fed and trained",
+    "path": "where the data lies (a sweep sets these from --data-root)",
+    "runtime": "how the process runs, not what it computes (a sweep's defaults may set these)",
+    "process": "set by whoever runs the trial (a sweep: from --cache and resources.cpu)",
+}
 # fields added after results existed, left out of a trial's identity at the value that gives those
 # results, so that earlier trials keep their names (and resume)
 LATER_FIELDS = {"fpn_dropout": 0.2}
 
 
+def role(name: str, default):
+    """A TrialConfig field of role `name` (one of ROLES)."""
+    return field(default=default, metadata={"role": name})
+
+
 @dataclass
 class TrialConfig:
-    # what is evaluated
-    dataset: str = "uvanemo"
-    root: str = ""  # the dataset's root folder
-    split: str = "kfold"  # see rsnet.data.splits
-    fold: int = 1
-    seed: int = 0
-    target_root: str = ""  # cross:<target> splits: the target dataset's root
-    mmi_selection: str = ""  # MMI, as dataset or cross target: selection CSV (default <root>/mmi_selection.csv)
-    mmi_folds: str = "authors"  # MMI: the authors' 9 subject lists | balanced (greedy, any selection)
+    dataset: str = role("data", "uvanemo")
+    root: str = role("path", "")  # the dataset's root folder
+    split: str = role("data", "kfold")  # see rsnet.data.splits
+    fold: int = role("replicate", 1)
+    seed: int = role("replicate", 0)
+    target_root: str = role("path", "")  # cross:<target> splits: the target dataset's root
+    # MMI, as dataset or cross target: selection CSV (default <root>/mmi_selection.csv); which sessions are evaluated
+    mmi_selection: str = role("data", "")
+    mmi_folds: str = role("data", "authors")  # MMI: the authors' 9 subject lists | balanced (greedy, any selection)
     # model and loss
-    variant: str = "full"
-    loss_weighting: str = "balanced"
-    forget_bias: float | None = None  # ConvLSTM forget-gate bias init; None = PyTorch default (authors')
-    fpn_dropout: float = 0.0  # the FPN's per-frame Dropout2d: 0 the paper's text, 0.2 the authors' model
-    temporal_control: str = "none"  # none | shuffle (frames shuffled in time) | single_frame (one frame)
+    variant: str = role("method", "full")
+    loss_weighting: str = role("method", "balanced")
+    forget_bias: float | None = role("method", None)  # ConvLSTM forget-gate bias init; None = PyTorch default
+    fpn_dropout: float = role("method", 0.0)  # the FPN's per-frame Dropout2d: 0 the paper's text, 0.2 the authors'
+    temporal_control: str = role("method", "none")  # none | shuffle (frames shuffled in time) | single_frame
     # input
-    fps: float = 5.0
-    frame_stride: int = 0  # > 0: every k-th frame (authors' loader: 5) in place of fps by time
-    resolution: int = 48
-    channels: int = 3
-    crop: str = "aligned"  # aligned: face chips placed by the eye landmarks | box: a square around the detector's box
+    fps: float = role("method", 5.0)
+    frame_stride: int = role("method", 0)  # > 0: every k-th frame (authors' loader: 5) in place of fps by time
+    resolution: int = role("method", 48)
+    channels: int = role("method", 3)
+    crop: str = role("method", "aligned")  # aligned: chips placed by the eye landmarks | box: detector's box
     # optimisation
-    epochs: int = 60
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.005
-    l2_penalty: float = 0.0  # authors' code: 0.001 * sum of every parameter tensor's L2 norm; off by default
-    val_fraction: float = 0.0  # > 0: subject-disjoint validation split of the training subjects picks the epoch
-    amp: bool = False  # mixed precision (bf16 autocast) on CUDA; ignored on CPU
-    # runtime (not part of the result's identity)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch threads the entry point sets; 0 = the CPUs this process may use
-    cache: str = ""  # preprocessing cache root; "" = $RSNET_CACHE or ./cache
-    checkpoint_every: int = 5
+    epochs: int = role("method", 60)
+    batch_size: int = role("method", 16)
+    lr: float = role("method", 1e-3)
+    weight_decay: float = role("method", 0.005)
+    l2_penalty: float = role("method", 0.0)  # authors' code: 0.001 * sum of every parameter tensor's L2 norm
+    val_fraction: float = role("method", 0.0)  # > 0: a subject-disjoint validation split picks the epoch
+    amp: bool = role("method", False)  # mixed precision (bf16 autocast) on CUDA; ignored on CPU
+    # how the process runs (not part of the result's identity)
+    device: str = role("runtime", "auto")  # auto | cpu | cuda | cuda:N
+    checkpoint_every: int = role("runtime", 5)
+    threads: int = role("process", 0)  # torch threads the entry point sets; 0 = the CPUs this process may use
+    cache: str = role("process", "")  # preprocessing cache root; "" = $RSNET_CACHE or ./cache
 
     def validate(self) -> "TrialConfig":
         def bad(field, value, valid):
@@ -111,10 +125,8 @@ class TrialConfig:
 
     @classmethod
     def from_saved(cls, d: dict, where: str = "config") -> "TrialConfig":
-        """A config a trial wrote (config.json, a checkpoint): one saved before the crop option
-        existed was trained on the detector's box; one saved before a LATER_FIELDS field existed
-        had the value that field names."""
-        return cls.from_dict({"crop": "box", **LATER_FIELDS, **d}, where)
+        """A config a trial wrote (config.json, a checkpoint), completed by `saved_values`."""
+        return cls.from_dict(saved_values(d), where)
 
     def replace(self, **kw) -> "TrialConfig":
         return dataclasses.replace(self, **kw)
@@ -139,9 +151,38 @@ class TrialConfig:
         return parse_split(self.split).target
 
     def identity(self) -> dict:
-        return {
-            k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS and LATER_FIELDS.get(k, object()) != v
-        }
+        """The fields that can change the result (RESULT_FIELDS; a LATER_FIELDS field at its earlier value left out)."""
+        return {k: v for k, v in self.to_dict().items() if k in RESULT_FIELDS and LATER_FIELDS.get(k, object()) != v}
 
     def hash(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def check_roles(cls=TrialConfig) -> None:
+    """Every field of `cls` has a role of ROLES (a new field without one fails here, at import)."""
+    for f in fields(cls):
+        if f.metadata.get("role") not in ROLES:
+            raise TypeError(
+                f"{cls.__name__}.{f.name} has no role (metadata role {f.metadata.get('role')!r}); "
+                f"declare one of {', '.join(ROLES)} with rsnet.config.role()"
+            )
+
+
+def with_role(*roles: str) -> list[str]:
+    """The names of TrialConfig's fields of these roles, in declaration order."""
+    return [f.name for f in fields(TrialConfig) if f.metadata["role"] in roles]
+
+
+check_roles()
+RESULT_FIELDS = with_role("data", "replicate", "method", "path")  # a trial's identity (its hash and name)
+CELL_FIELDS = with_role("data", "method", "path")  # a report cell pools trials equal in all of these
+SETTABLE_FIELDS = with_role("data", "replicate", "method")  # a sweep's axes and settings; TensorBoard's HParams
+SWEEP_DEFAULT_FIELDS = with_role("data", "replicate", "method", "runtime")  # a sweep file's defaults
+NOT_IN_RESULT = with_role("runtime", "process")  # do not change the result
+
+
+def saved_values(d: dict) -> dict:
+    """A saved config's fields completed as the trial ran them: a config saved before the crop
+    option existed was trained on the detector's box; one saved before a LATER_FIELDS field existed
+    had the value that field names; any other missing field has its default."""
+    return {**TrialConfig().to_dict(), "crop": "box", **LATER_FIELDS, **d}

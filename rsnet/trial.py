@@ -33,7 +33,7 @@ from . import __version__
 from .atomic import write_json_atomic, write_text_atomic
 from .batching import ClipSet
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
-from .config import TrialConfig
+from .config import SETTABLE_FIELDS, TrialConfig
 from .data import assign_folds, load_or_build, make_split
 from .data.splits import validation_subjects
 from .engine import NonFiniteLoss, evaluate, train_one_epoch
@@ -282,15 +282,11 @@ HPARAM_METRICS = ("accuracy", "final_epoch_accuracy", "optimistic_accuracy")
 
 def _write_hparams(out: Path, cfg: TrialConfig, result: dict) -> None:
     """This trial's settings and final accuracies for TensorBoard's HParams dashboard, so one
-    TensorBoard on a sweep's trials/ compares its settings side by side (paths left out)."""
+    TensorBoard on a sweep's trials/ compares its settings side by side (SETTABLE_FIELDS: no paths)."""
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
 
-    settings = {
-        k: "none" if v is None else v
-        for k, v in cfg.identity().items()
-        if k not in ("root", "target_root", "mmi_selection")
-    }
+    settings = {k: "none" if v is None else v for k, v in cfg.to_dict().items() if k in SETTABLE_FIELDS}
     metrics = {f"hparam/{k}": float(result[k]) for k in HPARAM_METRICS}
     with SummaryWriter(str(out)) as writer:
         for summary in hparams(settings, metrics):

@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from ..config import TrialConfig
+from ..config import SETTABLE_FIELDS, SWEEP_DEFAULT_FIELDS, TrialConfig
 from ..data.splits import folds_for
 
 TOP_KEYS = {"name", "description", "defaults", "axes", "resources", "max_failures", "synthetic"}
-AXIS_FIELDS = {f.name for f in fields(TrialConfig)} - {"root", "target_root", "cache", "device", "threads"}
+# what a sweep may vary (axes, settings) and set for every trial (defaults): from the fields' roles
+AXIS_FIELDS = set(SETTABLE_FIELDS)
+DEFAULT_FIELDS = set(SWEEP_DEFAULT_FIELDS)
+SET_BY_SWEEP = {"root": "--data-root", "target_root": "--data-root", "cache": "--cache", "threads": "resources.cpu"}
 RESOURCE_KEYS = {"cpu", "gpu"}
 SYNTH_KEYS = {"size", "seed", "frame_size", "difficulty", "design"}
 
@@ -129,6 +132,11 @@ def _check_keys(path, where: str, got: dict, allowed: set) -> None:
     if not isinstance(got, dict):
         raise SweepError(f"{path}: {where} must be a mapping, got {type(got).__name__}")
     if unknown := sorted(set(got) - allowed):
+        trial_fields = where.split(".")[0] in ("defaults", "axes")
+        if trial_fields and unknown[0] in SET_BY_SWEEP:
+            raise SweepError(f"{path}: {where}.{unknown[0]}: the sweep sets it from {SET_BY_SWEEP[unknown[0]]}")
+        if trial_fields and unknown[0] in DEFAULT_FIELDS:
+            raise SweepError(f"{path}: {where}.{unknown[0]} does not change a result: set it in defaults")
         raise SweepError(
             f"{path}: unknown key {where + '.' if where != '(top level)' else ''}{unknown[0]}; "
             f"valid: {', '.join(sorted(allowed))}"
@@ -149,7 +157,7 @@ def load_sweep(path) -> Sweep:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name)):
         raise SweepError(f"{path}: name {name!r} must be letters, digits, '_', '.', '-'")
     defaults = raw.get("defaults") or {}
-    _check_keys(path, "defaults", defaults, AXIS_FIELDS)
+    _check_keys(path, "defaults", defaults, DEFAULT_FIELDS)
     axes = raw.get("axes") or {}
     _check_keys(path, "axes", axes, AXIS_FIELDS | {"setting"})
     for key, values in axes.items():

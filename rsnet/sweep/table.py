@@ -8,30 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import atomic_path
+from ..config import RESULT_FIELDS, saved_values
 
-AXES = [
-    "dataset",
-    "split",
-    "fold",
-    "seed",
-    "setting",
-    "variant",
-    "loss_weighting",
-    "fps",
-    "resolution",
-    "channels",
-    "crop",
-    "temporal_control",
-    "lr",
-    "batch_size",
-    "epochs",
-    "forget_bias",
-    "weight_decay",
-    "l2_penalty",
-    "frame_stride",
-    "val_fraction",
-    "mmi_folds",
-]
+# the trial's setting name, then every field that can change its result (rsnet.config's roles)
+AXES = ["setting", *RESULT_FIELDS]
 COLUMNS = [
     "trial",
     *AXES,
@@ -55,8 +35,8 @@ def trial_row(trial_dir: Path, setting: str = "") -> dict:
     row = {"trial": trial_dir.name, "setting": setting}
     cfg_path = trial_dir / "config.json"
     if cfg_path.exists():
-        cfg = json.loads(cfg_path.read_text())
-        row.update({k: cfg.get(k) for k in AXES if k != "setting"})
+        cfg = saved_values(json.loads(cfg_path.read_text()))  # an older config: the values it ran with
+        row.update({k: cfg[k] for k in RESULT_FIELDS})
     meta = trial_dir / "sweep_trial.json"
     if meta.exists():
         row["setting"] = json.loads(meta.read_text()).get("setting", setting)
