@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import REPO
 
+from rsnet.config import TrialConfig
 from rsnet.report import build_report
-from rsnet.report.aggregate import fmt, mean_ci, per_seed, summarise
+from rsnet.report.aggregate import CELL, fmt, mean_ci, per_seed, summarise
 from rsnet.report.load import load_results
 from rsnet.report.published import majority, method_descriptions, published, published_cross_domain
 from rsnet.report.resampling import hierarchical_bootstrap, holm, paired, percentile_interval, sign_flip_p
 from rsnet.sweep.spec import load_sweep
-
-REPO = Path(__file__).resolve().parents[1]
 
 SPEC = """name: abl
 description: hand-built ablation sweep on SPOS (7 leave-one-subject-out folds)
@@ -138,21 +138,12 @@ def test_mean_std_interval_and_incomplete_flags(sweep_dir):
 
 
 def test_cells_without_a_complete_seed_say_what_they_have():
+    cell = {k: v for k, v in TrialConfig(dataset="bbc").to_dict().items() if k in CELL}
     seeds = pd.DataFrame(
         {
+            **cell,
             "sweep": "s",
-            "dataset": "bbc",
-            "split": "kfold",
             "setting": "full",
-            "variant": "full",
-            "loss_weighting": "balanced",
-            "temporal_control": "none",
-            "fps": 5.0,
-            "resolution": 48,
-            "channels": 3,
-            "lr": 1e-3,
-            "batch_size": 16,
-            "epochs": 60,
             "forget_bias": "default",
             "seed": [0, 1],
             "folds_done": [3, 0],
@@ -321,6 +312,45 @@ def test_the_same_trial_names_in_two_sweeps_stay_apart(sweep_dir):
     assert cells.loc[("abl", "no_tsa"), "mean"] == pytest.approx((4 / 16 + 6 / 14 + 7 / 14) / 3)
     assert cells.loc[("abl_again", "no_tsa"), "mean"] == pytest.approx(1.0)
     assert cells.loc[("abl", "full"), "mean"] == cells.loc[("abl_again", "full"), "mean"]
+
+
+def test_trials_that_differ_in_a_result_field_are_never_pooled(sweep_dir, capsys):
+    """Copies of `full`'s finished trials that ran on the detector's box (as a plain `crop` axis
+    gives), every prediction wrong: their own cell beside the aligned one, each labelled by its
+    crop, each interval holding its figure; the aligned cells' numbers as before."""
+    import shutil
+
+    before = pd.read_csv(build_report(sweep_dir.parent)["out"] / "table3.csv").query("sweep == 'abl'")
+    for d in sorted((sweep_dir / "trials").glob("*_full_*")):
+        if (d / "result.json").exists():
+            box = shutil.copytree(d, d.with_name(d.name + "-box"))
+            cfg = json.loads((box / "config.json").read_text())
+            (box / "config.json").write_text(json.dumps({**cfg, "crop": "box"}))
+            p = pd.read_csv(box / "predictions.csv")
+            p.assign(predicted=1 - p.label).to_csv(box / "predictions.csv", index=False)
+    out = build_report(sweep_dir.parent)["out"]
+    t3 = pd.read_csv(out / "table3.csv").query("sweep == 'abl'").set_index("setting").spos
+    assert t3.to_dict() == {
+        "full (crop aligned)": before.set_index("setting").spos["full"],
+        "full (crop box)": "0.0 ± 0.0 [0.0, 0.0] (2/3 seeds)",
+        "no_tsa": before.set_index("setting").spos["no_tsa"],
+    }
+    cells = pd.read_csv(out / "cells.csv")
+    assert len(cells) == 3 and ((cells.video_low <= cells["mean"]) & (cells["mean"] <= cells.video_high)).all()
+    pairs = pd.read_csv(out / "table3_paired.csv", keep_default_na=False)
+    compared = pairs[["setting", "reference", "context", "pairs"]].values.tolist()
+    assert compared == [["no_tsa", "full", "crop aligned", 19]]
+    t2 = pd.read_csv(out / "table2.csv").set_index("method")
+    assert {"RealSmileNet, ours: abl full (crop aligned)", "RealSmileNet, ours: abl full (crop box)"} <= set(t2.index)
+    honest = pd.read_csv(out / "honest_vs_optimistic.csv")
+    assert sorted(honest.setting) == ["full (crop aligned)", "full (crop box)", "no_tsa"]
+    # a copy of a trial that changes nothing would count its videos twice: left out, named
+    d = next(d for d in sorted((sweep_dir / "trials").glob("*_no_tsa_*")) if (d / "result.json").exists())
+    shutil.copytree(d, d.with_name(d.name + "-copy"))
+    capsys.readouterr()
+    again = pd.read_csv(build_report(sweep_dir.parent)["out"] / "cells.csv")
+    assert f"{d.name}-copy holds the same trial as {d.name}; left out" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(again, cells)
 
 
 def test_report_on_a_missing_directory_says_so(tmp_path):

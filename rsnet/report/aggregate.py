@@ -1,7 +1,10 @@
 """The paper's aggregation: cross-validated accuracy per seed, then mean over seeds.
 
 Definitions (stated in every report):
-- A *cell* is one (sweep, dataset, split, setting, fps, resolution, ...) combination.
+- A *cell* is one sweep's setting with every field that can change a result alike (dataset,
+  split, variant, fps, resolution, crop, learning rate, ...; all but fold and seed): trials that
+  differ in any such field are never pooled, and a table labels cells of one setting by the
+  fields that tell them apart (e.g. "full (crop box)").
 - For each seed, the cross-validated accuracy is the accuracy of the test predictions pooled
   over all the protocol's folds ("pooled"); the mean of the per-fold accuracies is given too.
 - A cell's figure is the mean over seeds ("mean of ten trials" in the paper) with the sample
@@ -13,11 +16,12 @@ Definitions (stated in every report):
 - Only seeds whose folds are all finished enter the mean. A cell that lacks seeds says so,
   e.g. "81.3 ± 1.2 (7/10 seeds)"; a cell without one complete seed shows the pooled accuracy of
   what it has, flagged "(partial: 13/20 trials)". Nothing incomplete is averaged silently.
-- An ablation is compared with the full model of the same sweep, dataset and protocol on the
-  (seed, fold) trials and test videos both have: the difference in pooled accuracy, its 95%
-  interval by the same bootstrap of the per-video differences, a sign-flip permutation p-value
-  over test videos (each video's difference averaged over seeds: a video counts once), and
-  that p-value Holm-adjusted over the sweep's settings compared on the same dataset and protocol.
+- An ablation is compared with the full model of the same sweep at the same values of the
+  sweep's other axes (dataset, protocol, fps, ...) on the (seed, fold) trials and test videos
+  both have: the difference in pooled accuracy, its 95% interval by the same bootstrap of the
+  per-video differences, a sign-flip permutation p-value over test videos (each video's
+  difference averaged over seeds: a video counts once), and that p-value Holm-adjusted over the
+  sweep's settings compared at those same values.
 """
 
 from __future__ import annotations
@@ -26,34 +30,57 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..config import CELL_FIELDS
 from ..data.splits import folds_for
 
-CELL = [
-    "sweep",
-    "dataset",
-    "split",
-    "setting",
-    "variant",
-    "loss_weighting",
-    "temporal_control",
-    "fps",
-    "resolution",
-    "channels",
-    "lr",
-    "batch_size",
-    "epochs",
-    "forget_bias",
-]
+# a cell: one sweep's setting with every field that can change a result equal, but fold and seed
+CELL = ["sweep", "setting", *CELL_FIELDS]
 
 
 def cell_keyed(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trials with the cell key's values comparable (forget_bias None as 'default', fold and
-    seed as int): what every grouping by CELL here and in resampling.py starts from."""
+    """The trials with the cell key's values comparable (None as 'default', as forget_bias's
+    default; fold and seed as int): what every grouping by CELL here and in resampling.py starts from."""
     t = trials.copy()
-    t["forget_bias"] = t.forget_bias.astype(object).where(t.forget_bias.notna(), "default")
+    for c in CELL:
+        if t[c].isna().any():
+            t[c] = t[c].astype(object).where(t[c].notna(), "default")
     for c in ("fold", "seed"):
         t[c] = t[c].astype(int)
     return t
+
+
+def say(value) -> str:
+    """A field's value as a label shows it: numbers without trailing zeros, None as 'default'."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "default"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def distinguishing(cells: pd.DataFrame, shown: list[str]) -> pd.Series:
+    """Per row (a cell, or a trial): the CELL_FIELDS that tell it apart from the other rows of
+    its sweep and setting that agree on the `shown` fields (a table's columns). A table whose
+    rows are labelled by setting and these fields holds one cell per place, never two pooled."""
+    out = pd.Series([[] for _ in range(len(cells))], index=cells.index, dtype=object)
+    other = [c for c in CELL_FIELDS if c not in shown]
+    for _, g in cells.groupby(["sweep", "setting"], sort=False, dropna=False):
+        within = g.groupby(shown, dropna=False) if shown else g.groupby(lambda _: 0)
+        varying = [c for c in other if (within[c].nunique(dropna=False) > 1).any()]
+        for i in g.index:
+            out[i] = varying
+    return out
+
+
+def labels(cells: pd.DataFrame, shown: list[str], extra=None) -> pd.Series:
+    """Each row's setting followed by the values that tell it apart (`distinguishing`) and any
+    `extra(row)` fields: 'full', 'full (crop box)'."""
+    fields = distinguishing(cells, shown)
+    out = []
+    for (_, row), varying in zip(cells.iterrows(), fields):
+        names = list(dict.fromkeys([*varying, *(extra(row) if extra else [])]))
+        out.append(str(row.setting) + (f" ({', '.join(f'{c} {say(row[c])}' for c in names)})" if names else ""))
+    return pd.Series(out, index=cells.index, dtype=object)
 
 
 def per_seed(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
@@ -103,6 +130,8 @@ def summarise(seeds: pd.DataFrame) -> pd.DataFrame:
         complete = g[g.complete]
         use = complete if len(complete) else g[g.folds_done > 0]
         m, s, lo, hi = mean_ci(use.pooled)
+        if not len(complete) and len(use):  # the pooled accuracy of the trials it has, every video once
+            m, lo, hi = float((use.pooled * use.videos).sum() / use.videos.sum()), np.nan, np.nan
         mf, sf, _, _ = mean_ci(use.mean_of_folds)
         trials_done, trials_expected = int(g.folds_done.sum()), int(g.folds_expected.sum())
         if len(complete) == len(g):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .aggregate import labels
 from .tables import DEFAULTS, Table
 
 
@@ -22,6 +23,8 @@ def honesty_table(h: pd.DataFrame) -> Table:
         "optimistic",
         "gap",
     ]
+    if len(h):
+        h = h.assign(setting=labels(h, ["dataset", "split", "fps", "resolution"]))
     df = h[cols].copy() if len(h) else pd.DataFrame(columns=cols)
     for c in ("headline", "final_epoch", "optimistic", "gap"):
         df[c] = (100 * df[c].astype(float)).round(1)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..provenance import synthetic_title
+from .aggregate import labels
 
 
 def _title(text: str, synthetic: bool) -> str:
@@ -28,10 +29,12 @@ def _save(fig, path: Path) -> Path:
 
 
 def fps_resolution_heatmaps(cells: pd.DataFrame, out: Path) -> list[Path]:
-    """Fig. 6: one heatmap per (sweep, dataset) whose full-model cells vary fps and resolution."""
+    """Fig. 6: one heatmap per (sweep, dataset, cells alike but for fps and resolution) whose
+    full-model cells vary fps and resolution."""
     paths = []
     c = cells[(cells.variant == "full") & (cells.split == "kfold") & (cells.temporal_control == "none")]
-    for (sweep, dataset), g in c.groupby(["sweep", "dataset"], sort=True):
+    c = c.assign(label=labels(c, ["dataset", "fps", "resolution"]) if len(c) else "")
+    for (sweep, dataset, label), g in c.groupby(["sweep", "dataset", "label"], sort=True):
         if g.fps.nunique() * g.resolution.nunique() < 2:
             continue
         grid = g.pivot_table(index="fps", columns="resolution", values="mean", aggfunc="first")
@@ -54,8 +57,10 @@ def fps_resolution_heatmaps(cells: pd.DataFrame, out: Path) -> list[Path]:
             )
         fig.colorbar(im, ax=ax, label="accuracy (%)")
         partial = " (some cells incomplete: see fps_resolution.md)" if (g.flag != "").any() else ""
-        ax.set_title(_title(f"Fig. 6 ({sweep}, {dataset}){partial}", bool(g.synthetic.any())), fontsize=9)
-        paths.append(_save(fig, out / f"fig6_{sweep}_{dataset}.png"))
+        which = "" if c[(c.sweep == sweep) & (c.dataset == dataset)].label.nunique() == 1 else f", {label}"
+        ax.set_title(_title(f"Fig. 6 ({sweep}, {dataset}{which}){partial}", bool(g.synthetic.any())), fontsize=9)
+        slug = "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in which[2:])
+        paths.append(_save(fig, out / f"fig6_{sweep}_{dataset}{'_' + slug if slug else ''}.png"))
     return paths
 
 
@@ -94,11 +99,13 @@ def subgroup_figures(subgroups: pd.DataFrame, mispredictions: pd.DataFrame, out:
 
 
 def learning_curves(trials: pd.DataFrame, curves: pd.DataFrame, out: Path) -> list[Path]:
-    """Per sweep: mean test accuracy and train loss per epoch for each (dataset, setting)."""
+    """Per sweep: mean test accuracy and train loss per epoch for each dataset and cell (a setting,
+    labelled by the fields that tell its cells apart)."""
     paths = []
     if curves.empty:
         return paths
-    c = curves.merge(trials[["trial", "sweep", "dataset", "split", "setting", "synthetic"]], on="trial")
+    t = trials.assign(setting=labels(trials, ["dataset"]))
+    c = curves.merge(t[["trial", "sweep", "dataset", "split", "setting", "synthetic"]], on="trial")
     for sweep, g in c.groupby("sweep", sort=True):
         datasets = sorted(g.dataset.unique())
         fig, axes = plt.subplots(2, len(datasets), figsize=(4.2 * len(datasets), 6), squeeze=False)

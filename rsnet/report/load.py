@@ -95,6 +95,17 @@ def _read_curves(trial_dirs: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["trial", "epoch", "train_loss", "test_acc"])
 
 
+def _one_per_trial(sweep_dir: Path, observed: pd.DataFrame) -> pd.DataFrame:
+    """Two directories holding the same trial (a copy: the same setting and result fields) would
+    count its test videos twice: the first is kept, the other named and left out."""
+    group = observed.groupby(AXES, dropna=False, sort=False).ngroup()
+    twice = group.duplicated()
+    first = observed.trial.groupby(group).first()
+    for i in observed.index[twice]:
+        print(f"report: {sweep_dir / 'trials' / observed.trial[i]} holds the same trial as {first[group[i]]}; left out")
+    return observed[~twice]
+
+
 def load_results(sweep_dir) -> SweepResults:
     sweep_dir = Path(sweep_dir)
     observed = collect(sweep_dir)
@@ -111,6 +122,7 @@ def load_results(sweep_dir) -> SweepResults:
         for name in observed.trial[unknown]:
             print(f"report: {sweep_dir / 'trials' / name}: no config.json and not in the sweep's plan; left out")
         observed = observed[~unknown]
+    observed = _one_per_trial(sweep_dir, observed)
     missing = expected[~expected.trial.isin(observed.trial)]
     trials = pd.concat([observed, missing], ignore_index=True) if len(missing) else observed
     trials = trials.assign(sweep=sweep_dir.name)

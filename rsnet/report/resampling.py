@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .aggregate import CELL, cell_keyed
+from ..config import CELL_FIELDS
+from .aggregate import CELL, cell_keyed, say
 
 RESAMPLES = 2000
-PAIR_KEYS = ["sweep", "dataset", "split", "fps", "resolution", "channels"]
 
 
 def _counts(draws: np.ndarray, size: int) -> np.ndarray:
@@ -83,6 +83,9 @@ def correct_matrix(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
     """seeds (rows) x (fold, video) (columns): 1 where the trial of that seed and fold answered
     right, 0 where wrong, NaN where that seed has no trial of the fold."""
     p = predictions.merge(trials[["trial", "seed", "fold"]], on="trial")
+    twice = p[p.duplicated(["seed", "fold", "video"], keep=False)]
+    if len(twice):  # a cell's key let two trials of one seed and fold in: never pool them
+        raise ValueError(f"trials {', '.join(sorted(set(twice.trial)))} share a seed, fold and test videos")
     return p.assign(correct=(p.predicted == p.label).astype(float)).pivot_table(
         index="seed", columns=["fold", "video"], values="correct", aggfunc="first"
     )
@@ -108,60 +111,48 @@ def video_intervals(trials: pd.DataFrame, predictions: pd.DataFrame, seeds: pd.D
     return pd.DataFrame(rows, columns=CELL + ["video_low", "video_high"])
 
 
+def context_fields(trials: pd.DataFrame) -> list[str]:
+    """The fields a sweep crosses with its settings: those that vary among one setting's trials
+    (dataset, split, fps, ...). What a setting's own overrides change varies only between settings."""
+    return [c for c in CELL_FIELDS if (trials.groupby("setting")[c].nunique(dropna=False) > 1).any()]
+
+
 def paired(trials: pd.DataFrame, predictions: pd.DataFrame, reference: str = "full") -> pd.DataFrame:
-    """Each setting against `reference` of the same sweep, dataset and protocol, over the (seed,
-    fold) trials and test videos both have: difference in pooled accuracy, its bootstrap interval
-    over seeds and videos, the sign-flip p-value over videos and its Holm adjustment."""
+    """Each setting against `reference` of the same sweep at the same values of the sweep's other
+    axes (`context_fields`), over the (seed, fold) trials and test videos both have: difference in
+    pooled accuracy, its bootstrap interval over seeds and videos, the sign-flip p-value over
+    videos and its Holm adjustment within that family."""
     t = cell_keyed(trials)
     t = t[t.status == "finished"].assign(accuracy=lambda d: d.accuracy.astype(float))
     rows = []
-    for key, g in t.groupby(PAIR_KEYS, sort=True):
-        ref = g[g.setting == reference]
-        if ref.empty:
-            continue
-        family = []
-        for setting, h in g[g.setting != reference].groupby("setting", sort=True):
-            if ref.duplicated(["seed", "fold"]).any() or h.duplicated(["seed", "fold"]).any():
-                print(
-                    f"report: {key}: {setting} against {reference} is ambiguous (several trials per seed "
-                    f"and fold, another axis varies); not compared"
-                )
+    for sweep, s in t.groupby("sweep", sort=True):
+        context = context_fields(s)
+        # said beside dataset and split: the fields that place a comparison beyond those two
+        within = s.groupby(["setting", "dataset", "split"])
+        described = [c for c in context if (within[c].nunique(dropna=False) > 1).any()]
+        for _, g in s.groupby(context, sort=True, dropna=False) if context else [(None, s)]:
+            ref = g[g.setting == reference]
+            if ref.empty:
                 continue
-            both = ref.merge(h, on=["seed", "fold"], suffixes=("_ref", ""))[
-                ["seed", "fold", "trial", "trial_ref", "accuracy", "accuracy_ref"]
+            where = {
+                "sweep": sweep,
+                "dataset": g.dataset.iloc[0],
+                "split": g.split.iloc[0],
+                "context": ", ".join(f"{c} {say(g[c].iloc[0])}" for c in described),
+            }
+            family = [
+                {**where, "setting": setting, "reference": reference, **_compare(ref, h, predictions)}
+                for setting, h in g[g.setting != reference].groupby("setting", sort=True)
             ]
-            trial_diff = (both.accuracy - both.accuracy_ref).to_numpy()
-            m_set = correct_matrix(both, predictions)
-            m_ref = correct_matrix(both.drop(columns="trial").rename(columns={"trial_ref": "trial"}), predictions)
-            cols = m_set.columns.intersection(m_ref.columns)
-            d = (m_set[cols] - m_ref[cols]).to_numpy()  # (seeds, videos), NaN: no pair
-            lo, hi = (
-                percentile_interval(hierarchical_bootstrap(d, cols.get_level_values(0).to_numpy()))
-                if d.size
-                else (np.nan, np.nan)
-            )
-            family.append(
-                {
-                    **dict(zip(PAIR_KEYS, key)),
-                    "setting": setting,
-                    "reference": reference,
-                    "pairs": len(both),
-                    "videos": d.shape[1],
-                    "mean_diff": float(np.nanmean(d)) if d.size else np.nan,
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "p": sign_flip_p(np.nanmean(d, axis=0)) if d.size else np.nan,
-                    "better": int((trial_diff > 0).sum()),
-                    "worse": int((trial_diff < 0).sum()),
-                    "ties": int((trial_diff == 0).sum()),
-                }
-            )
-        for row, adjusted in zip(family, holm([r["p"] for r in family])):
-            rows.append({**row, "p_holm": adjusted})
+            for row, adjusted in zip(family, holm([r["p"] for r in family])):
+                rows.append({**row, "p_holm": adjusted})
     return pd.DataFrame(
         rows,
         columns=[
-            *PAIR_KEYS,
+            "sweep",
+            "dataset",
+            "split",
+            "context",
             "setting",
             "reference",
             "pairs",
@@ -176,3 +167,31 @@ def paired(trials: pd.DataFrame, predictions: pd.DataFrame, reference: str = "fu
             "ties",
         ],
     )
+
+
+def _compare(ref: pd.DataFrame, h: pd.DataFrame, predictions: pd.DataFrame) -> dict:
+    """One setting's trials `h` against the reference's `ref` (one trial per seed and fold each)."""
+    both = ref.merge(h, on=["seed", "fold"], suffixes=("_ref", ""))[
+        ["seed", "fold", "trial", "trial_ref", "accuracy", "accuracy_ref"]
+    ]
+    trial_diff = (both.accuracy - both.accuracy_ref).to_numpy()
+    m_set = correct_matrix(both, predictions)
+    m_ref = correct_matrix(both.drop(columns="trial").rename(columns={"trial_ref": "trial"}), predictions)
+    cols = m_set.columns.intersection(m_ref.columns)
+    d = (m_set[cols] - m_ref[cols]).to_numpy()  # (seeds, videos), NaN: no pair
+    lo, hi = (
+        percentile_interval(hierarchical_bootstrap(d, cols.get_level_values(0).to_numpy()))
+        if d.size
+        else (np.nan, np.nan)
+    )
+    return {
+        "pairs": len(both),
+        "videos": d.shape[1],
+        "mean_diff": float(np.nanmean(d)) if d.size else np.nan,
+        "ci_low": lo,
+        "ci_high": hi,
+        "p": sign_flip_p(np.nanmean(d, axis=0)) if d.size else np.nan,
+        "better": int((trial_diff > 0).sum()),
+        "worse": int((trial_diff < 0).sum()),
+        "ties": int((trial_diff == 0).sum()),
+    }

@@ -8,16 +8,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..config import TrialConfig
+from ..config import TrialConfig, with_role
 from ..data.adapters import age_group
 from ..data.splits import parse_split
 from ..protocols import uvanemo_table
 from ..provenance import synthetic_title
-from .aggregate import cell_value, fmt
+from .aggregate import cell_value, fmt, labels
 from .published import DATASETS, majority_cell, our_majority_row, published_cross_domain, published_rows
 
 DEFAULTS = TrialConfig()
-HYPER = {"lr": "lr", "batch_size": "batch", "epochs": "epochs", "forget_bias": "forget bias"}
 
 
 @dataclass
@@ -42,11 +41,9 @@ def _differs(value, default) -> bool:
         return str(value) != str(default)
 
 
-def _label(row) -> str:
-    """'ours: <sweep>[ <setting>] (lr 0.003, batch 8, ...)': the hyper-parameters off the paper's."""
-    extra = [f"{name} {float(row[k]):g}" for k, name in HYPER.items() if _differs(row[k], getattr(DEFAULTS, k))]
-    setting = f" {row['setting']}" if row["settings_in_sweep"] > 1 else ""
-    return f"ours: {row['sweep']}{setting}" + (f" ({', '.join(extra)})" if extra else "")
+def _off_the_paper(row) -> list[str]:
+    """The method fields of a cell whose values are not the paper's (TrialConfig's defaults)."""
+    return [k for k in with_role("method") if _differs(row[k], getattr(DEFAULTS, k))]
 
 
 def _is_default_model(cells: pd.DataFrame) -> pd.Series:
@@ -97,8 +94,10 @@ def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
 
 
 def _by_label(ours: pd.DataFrame):
-    ours = ours.assign(settings_in_sweep=ours.groupby("sweep").setting.transform("nunique"))
-    ours = ours.assign(label=ours.apply(_label, axis=1) if len(ours) else "")
+    """'ours: <sweep> <setting> (lr 0.003, ...)': the fields off the paper's and those that tell
+    the sweep's cells apart, each label with one cell per dataset."""
+    named = labels(ours, ["dataset"], extra=_off_the_paper) if len(ours) else pd.Series(dtype=object)
+    ours = ours.assign(label="ours: " + ours.sweep.astype(str) + " " + named)
     for label, g in ours.groupby("label", sort=True):
         for agg in ("pooled", "mean of folds"):
             yield (label, agg), g
@@ -109,6 +108,7 @@ def table3(cells: pd.DataFrame, pairs: pd.DataFrame, majority_pct: pd.Series) ->
     of sweeps with more than one setting, protocol kfold, and the majority class."""
     k = cells[cells.split == "kfold"]
     k = k[k.groupby("sweep").setting.transform("nunique") > 1]
+    k = k.assign(setting=labels(k, ["dataset"]))  # one cell per (sweep, setting, dataset)
     rows = [{"sweep": "published", **r} for r in published_rows("table3", "setting")]
     for (sweep, setting), g in k.groupby(["sweep", "setting"], sort=False):
         by_dataset = g.set_index("dataset")
@@ -156,8 +156,10 @@ def fps_resolution(cells: pd.DataFrame) -> Table:
         * c.groupby(["sweep", "dataset"]).resolution.transform("nunique")
         > 1
     ]
-    c = c.assign(value=[cell_value(r) for _, r in c.iterrows()])
-    df = c.pivot_table(index=["sweep", "dataset", "fps"], columns="resolution", values="value", aggfunc="first")
+    c = c.assign(value=[cell_value(r) for _, r in c.iterrows()], setting=labels(c, ["dataset", "fps", "resolution"]))
+    df = c.pivot_table(
+        index=["sweep", "dataset", "setting", "fps"], columns="resolution", values="value", aggfunc="first"
+    )
     df.columns = [f"{r} px" for r in df.columns]
     return Table(
         "fps_resolution",
@@ -171,6 +173,7 @@ def cross_domain(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
     """Ours beside the paper's figure for the same train -> test pair, and the majority class of
     our test videos (a cross-domain 82.5 % on SPOS is what always answering 'spontaneous' scores)."""
     c = cells[cells.split.map(lambda s: parse_split(s).kind in ("cross", "transfer")).astype(bool)]
+    c = c.assign(setting=labels(c, ["dataset", "split"]))
     pub = {
         (r["train"].replace(":", " "), r["test"].replace(":", " ")): r["accuracy"]
         for r in published_cross_domain().to_dict("records")
@@ -202,6 +205,7 @@ def cross_domain(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
 
 def subgroups(cells: pd.DataFrame) -> Table:
     c = cells[cells.split.map(lambda s: parse_split(s).kind == "within").astype(bool)]
+    c = c.assign(setting=labels(c, ["dataset", "split"]))
     rows = [
         {
             "sweep": r.sweep,
@@ -230,6 +234,7 @@ def mispredictions(trials: pd.DataFrame, predictions: pd.DataFrame) -> Table:
         & _is_default_model(trials)
         & _base_protocol(trials)
     ]
+    t = t.assign(setting=labels(t, ["dataset"]))  # cells pooled here only if alike but for fold and seed
     p = predictions.merge(t[["trial", "sweep", "setting", "synthetic"]], on="trial")
     meta = uvanemo_table().drop_duplicates("subject").set_index("subject")
     p = p.assign(

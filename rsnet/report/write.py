@@ -93,7 +93,7 @@ def _method_lines(made: list[Table]) -> list[str]:
     """One sentence per method, setting or variant the tables name (methods.csv), in table order."""
     known = published.method_descriptions()
     named = [str(v) for t in made for c in ("method", "setting") if c in t.df for v in t.df[c]]
-    named = [n.split(", ")[0] for n in named]  # "RealSmileNet, ours: demo" -> RealSmileNet
+    named = [n.split(", ")[0].split(" (")[0] for n in named]  # "RealSmileNet, ours: demo", "full (crop box)"
     return [f"- **{n}**: {known[n]}" for n in dict.fromkeys(named) if n in known]
 
 
