@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import REPO
 from PIL import Image
 
 from rsnet.synth.render import write_video
 from rsnet.trial import run_trial
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 

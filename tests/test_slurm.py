@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_sweep import parents, sockets
+from helpers import REPO, TINY, parents, sockets
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "sweeps" / "tiny.yaml"
 HAVE_SLURM = all(shutil.which(x) for x in ("slurmctld", "slurmd", "munged", "sbatch", "ip", "nsenter"))
 pytestmark = [
     pytest.mark.slow,

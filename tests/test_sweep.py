@@ -2,7 +2,6 @@
 (killed workers and drivers, and two Ray nodes: test_sweep_faults.py)."""
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -11,75 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import REPO, listeners, run, tiny_variant
 
 from rsnet.sweep.spec import SweepError, load_sweep
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "sweeps" / "tiny.yaml"
-
-
-def sweep_cmd(*args, tmp, data=None, cache=None):
-    """The sweep CLI with results under `tmp`; data and cache default to `tmp` too, the tests
-    that train pass the session's tiny corpus and cache (conftest.py) instead."""
-    return [
-        sys.executable,
-        "-m",
-        "rsnet.sweep",
-        *map(str, args),
-        "--data-root",
-        str(data or tmp / "data"),
-        "--results",
-        str(tmp / "results"),
-        "--cache",
-        str(cache or tmp / "cache"),
-    ]
-
-
-def tiny_variant(path: Path, *replacements: tuple[str, str]) -> Path:
-    """tests/sweeps/tiny.yaml with its text replaced as given, written to `path`."""
-    text = TINY.read_text()
-    for old, new in replacements:
-        assert old in text, old
-        text = text.replace(old, new)
-    path.write_text(text)
-    return path
-
-
-def parents() -> dict[int, int]:
-    """Every process's parent, from /proc."""
-    parent = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            pass
-    return parent
-
-
-def sockets(ss: str) -> list[tuple[str, str, int]]:
-    """(local address, process name, pid) of each socket in `ss -ltnpH` output."""
-    return [
-        (line.split()[3], name, int(pid))
-        for line in ss.splitlines()
-        for name, pid in re.findall(r'\("([^"]+)",pid=(\d+)', line)
-    ]
-
-
-def listeners(root: int) -> set[tuple[str, str]]:
-    """(local address, process name) of each listening TCP socket of a process and its descendants."""
-    parent = parents()
-    tree, grew = {root}, True
-    while grew:
-        new = {pid for pid, ppid in parent.items() if ppid in tree} - tree
-        tree, grew = tree | new, bool(new)
-    ss = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
-    return {(addr, name) for addr, name, pid in sockets(ss) if pid in tree}
-
-
-def run(*args, tmp, data=None, cache=None, timeout=600):
-    return subprocess.run(
-        sweep_cmd(*args, tmp=tmp, data=data, cache=cache), capture_output=True, text=True, timeout=timeout, cwd=REPO
-    )
 
 
 @pytest.mark.parametrize(
@@ -160,6 +93,10 @@ def test_all_shipped_sweeps_are_tested():
         ("axes: {fold: [11]}\n", "config field fold: 11"),
         ("axes: {seed: []}\n", "axes.seed must be a non-empty list"),
         ("resources: {cpu: 1, tpu: 1}\n", "unknown key resources.tpu"),
+        ("defaults: {root: /data/uvanemo}\n", "defaults.root: the sweep sets it from --data-root"),
+        ("defaults: {threads: 4}\n", "defaults.threads: the sweep sets it from resources.cpu"),
+        ("axes: {cache: [a, b]}\n", "axes.cache: the sweep sets it from --cache"),
+        ("axes: {checkpoint_every: [1, 5]}\n", "axes.checkpoint_every does not change a result: set it in defaults"),
     ],
 )
 def test_bad_sweep_files_name_the_file_and_key(tmp_path, text, match):
@@ -184,39 +121,23 @@ def test_missing_dataset_gets_a_clear_message(tmp_path):
     assert p.returncode == 2 and "dataset bbc not found at" in p.stderr and "RSNET_DATA" in p.stderr
 
 
-@pytest.mark.slow
-def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
-    # relative paths, as the README's commands use them (Ray runs trials in other directories);
-    # data/ and cache/ are links to the session's tiny corpus and cache
-    (tmp_path / "data").symlink_to(sweep_data)
-    (tmp_path / "cache").symlink_to(cache)
-    demo = [
-        sys.executable,
-        "-m",
-        "rsnet.sweep",
-        "--grid",
-        "demo",
-        "--epochs",
-        "2",
-        "--folds",
-        "1",
-        "2",
-        "--synthetic-size",
-        "tiny",
-        "--num-cpus",
-        "2",
-        "--data-root",
-        "data",
-        "--results",
-        "results",
-        "--cache",
-        "cache",
-        "--progress-bar",
-    ]
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, sweep_data, cache):
+    """The README's demo sweep run once in reduced form (2 folds, 2 epochs, the tiny corpus) from a
+    folder of its own with relative paths, as the README's commands use them (Ray runs trials in
+    other directories; data/ and cache/ link to the session's tiny corpus and cache), then the
+    report over it. Yields the folder, the sweep's process, every TCP port its processes
+    listened on, and the report's process."""
+    tmp = tmp_path_factory.mktemp("demo")
+    (tmp / "data").symlink_to(sweep_data)
+    (tmp / "cache").symlink_to(cache)
+    cmd = [sys.executable, "-m", "rsnet.sweep", "--grid", "demo", "--epochs", "2", "--folds", "1", "2"]
+    cmd += ["--synthetic-size", "tiny", "--num-cpus", "2", "--data-root", "data", "--results", "results"]
+    cmd += ["--cache", "cache", "--progress-bar"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(demo, stdout=out, stderr=err, text=True, cwd=tmp_path, env=env)
-        heard, deadline = set(), time.time() + 600  # every TCP port the sweep's processes listen on
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=tmp, env=env)
+        heard, deadline = set(), time.time() + 600
         try:
             while proc.poll() is None and time.time() < deadline:
                 heard |= listeners(proc.pid)
@@ -226,67 +147,104 @@ def test_demo_runs_for_real_in_reduced_form(tmp_path, sweep_data, cache):
                 proc.kill()
             proc.wait()
         out.seek(0), err.seek(0)
-        p = subprocess.CompletedProcess(demo, proc.returncode, out.read(), err.read())
-    assert p.returncode == 0, p.stdout + p.stderr
-    # a local Ray listens on loopback only (GCS, raylet, workers, agents)
+        sweep = subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    report = subprocess.run(
+        [sys.executable, "-m", "rsnet.report", "results"], capture_output=True, text=True, timeout=300, cwd=tmp, env=env
+    )
+    assert report.returncode == 0, report.stderr
+    yield {"dir": tmp, "sweep": sweep, "heard": heard, "report": report}
+
+
+@pytest.fixture(scope="module")
+def demo_table(demo):
+    return pd.read_csv(demo["dir"] / "results" / "demo" / "trials.csv")
+
+
+@pytest.mark.slow
+def test_demo_finishes_every_trial_of_its_two_folds(demo, demo_table):
+    t = demo_table
+    assert len(t) == 6 and (t.status == "finished").all() and t.synthetic.all()
+    assert set(t.setting) == {"full", "shuffled_frames", "single_frame"} and set(t.fold) == {1, 2}
+    assert demo["sweep"].stdout.count("accuracy") >= 6 and "6/6 finished" in demo["sweep"].stdout
+
+
+@pytest.mark.slow
+def test_demo_ray_listens_on_loopback_only(demo):
+    heard = demo["heard"]  # GCS, raylet, workers, agents
     assert {"gcs_server", "raylet"} <= {name for _, name in heard}, heard
     assert all(addr.rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]", "[::1]") for addr, _ in heard), heard
-    table = pd.read_csv(tmp_path / "results" / "demo" / "trials.csv")
-    assert len(table) == 6 and (table.status == "finished").all() and table.synthetic.all()
-    assert set(table.setting) == {"full", "shuffled_frames", "single_frame"} and set(table.fold) == {1, 2}
-    assert p.stdout.count("accuracy") >= 6 and "6/6 finished" in p.stdout
-    # a line per ended trial with the sweep's counts, and one progress bar (asked for: stderr is no terminal here)
-    lines = [line for line in p.stdout.splitlines() if line.startswith("[")]
+
+
+@pytest.mark.slow
+def test_demo_prints_a_line_per_trial_under_one_progress_bar(demo):
+    out, err = demo["sweep"].stdout, demo["sweep"].stderr
+    lines = [line for line in out.splitlines() if line.startswith("[")]
     assert [line.split("]")[0] for line in lines] == [f"[{k}" + "/6" for k in range(1, 7)]
     assert lines[-1].endswith("6 finished, 0 failed, 0 running)") and "ETA" in lines[0]
-    bar = p.stderr.replace("\r", "\n").splitlines()
+    bar = err.replace("\r", "\n").splitlines()  # asked for: stderr is no terminal here
     assert any(
         line.startswith("sweep: 100%") and "6/6" in line and "6 finished, 0 failed, 0 running" in line for line in bar
-    ), p.stderr[-2000:]
-    # our TensorBoard hint (the trials' own event files), not Ray's (under /tmp/ray, none of our curves)
-    assert f"tensorboard --logdir {tmp_path.resolve() / 'results' / 'demo' / 'trials'}" in p.stdout
-    assert "To visualize your results with TensorBoard" not in p.stdout + p.stderr
-    for d in (tmp_path / "results" / "demo" / "trials").iterdir():
+    ), err[-2000:]
+
+
+@pytest.mark.slow
+def test_demo_points_tensorboard_at_the_trials_own_curves(demo):
+    out = demo["sweep"].stdout + demo["sweep"].stderr
+    trials = demo["dir"].resolve() / "results" / "demo" / "trials"
+    assert f"tensorboard --logdir {trials}" in out
+    assert "To visualize your results with TensorBoard" not in out  # Ray's, under /tmp/ray: none of our curves
+    for d in trials.iterdir():
         assert list(d.glob("events.out.tfevents.*")) and (d / "result.json").exists()
-    # the report over this real run: every table and figure is written, marked synthetic
-    rep = subprocess.run(
-        [sys.executable, "-m", "rsnet.report", "results"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env=env,
-    )
-    assert rep.returncode == 0, rep.stderr
-    out = tmp_path / "results" / "report"
-    assert (
-        "6 finished, 0 failed of 6 trials [SYNTHETIC DATA (not the paper's numbers)]" in rep.stdout
-        and "results/report/index.md" in rep.stdout
-    )
-    cells = pd.read_csv(out / "cells.csv").set_index("setting")
-    assert set(cells.index) == {"full", "shuffled_frames", "single_frame"}
-    assert (cells.flag == "(partial: 2/10 trials)").all()  # 2 of UvA-NEMO's 10 folds (--folds 1 2), one seed
-    expected = table.groupby("setting").apply(lambda g: (g.accuracy * g.test_videos).sum() / g.test_videos.sum())
-    assert cells["mean"].to_dict() == pytest.approx(expected.to_dict())  # pooled over the two folds
+
+
+@pytest.mark.slow
+def test_demo_ray_token_is_readable_by_its_user_only(demo):
+    token = Path.home() / ".ray" / "auth_token"  # 0600 in 0700
+    assert token.stat().st_mode & 0o777 == 0o600 and token.parent.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.slow
+def test_demo_report_writes_every_table_marked_synthetic(demo):
+    out = demo["dir"] / "results" / "report"
+    said = demo["report"].stdout
+    assert "6 finished, 0 failed of 6 trials [SYNTHETIC DATA (not the paper's numbers)]" in said
+    assert "results/report/index.md" in said
     for name in ("table2", "table3", "table3_paired", "mispredictions", "honest_vs_optimistic", "failed_trials"):
         assert all((out / f"{name}.{ext}").stat().st_size > 0 for ext in ("md", "csv", "tex")), name
     assert len(pd.read_csv(out / "failed_trials.csv")) == 0
     assert (out / "fig7_demo.png").exists() and (out / "curves_demo.png").exists()
-    # what `make demo` prints last: each setting pooled over its videos, with the report's interval
+    assert (out / "index.md").read_text().startswith("# SYNTHETIC DATA")
+
+
+@pytest.mark.slow
+def test_demo_report_pools_each_setting_over_its_two_folds(demo, demo_table):
+    out = demo["dir"] / "results" / "report"
+    cells = pd.read_csv(out / "cells.csv").set_index("setting")
+    assert set(cells.index) == {"full", "shuffled_frames", "single_frame"}
+    assert (cells.flag == "(partial: 2/10 trials)").all()  # 2 of UvA-NEMO's 10 folds (--folds 1 2), one seed
+    g = demo_table.groupby("setting")
+    expected = g.apply(lambda g: (g.accuracy * g.test_videos).sum() / g.test_videos.sum())
+    assert cells["mean"].to_dict() == pytest.approx(expected.to_dict())
+    assert ((cells.video_low <= cells["mean"]) & (cells["mean"] <= cells.video_high)).all()
+    mis = pd.read_csv(out / "mispredictions.csv")
+    assert mis.videos.sum() == demo_table[demo_table.setting == "full"].test_videos.sum()
+
+
+@pytest.mark.slow
+def test_demo_summary_gives_each_setting_with_its_interval(demo, demo_table):
+    """What `make demo` prints last: each setting pooled over its videos, with the report's interval."""
     from rsnet.demo import pooled_summary
 
-    summary = pooled_summary(tmp_path / "results" / "demo", out).splitlines()
+    out = demo["dir"] / "results" / "report"
+    cells = pd.read_csv(out / "cells.csv").set_index("setting")
+    summary = pooled_summary(demo["dir"] / "results" / "demo", out).splitlines()
     assert summary[0].startswith("rsnet demo: held-out accuracy pooled") and summary[0].endswith("numbers)]")
-    for setting, g in table.groupby("setting"):
+    for setting, g in demo_table.groupby("setting"):
         (line,) = [x for x in summary if x.split()[0] == setting]
         pooled = (g.accuracy * g.test_videos).sum() / g.test_videos.sum()
         low, high = cells.loc[setting, ["video_low", "video_high"]]
         assert f"{pooled:6.1%}  [{low:.1%}, {high:.1%}]  over {g.test_videos.sum()} videos, 2 folds" in line
-    mis = pd.read_csv(out / "mispredictions.csv")
-    assert mis.videos.sum() == table[table.setting == "full"].test_videos.sum()
-    assert (out / "index.md").read_text().startswith("# SYNTHETIC DATA")
-    token = Path.home() / ".ray" / "auth_token"  # 0600 in 0700
-    assert token.stat().st_mode & 0o777 == 0o600 and token.parent.stat().st_mode & 0o777 == 0o700
     # a rerun resumes without training again: test_killed_driver_rerun_completes_only_the_missing_trials
 
 

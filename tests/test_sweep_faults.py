@@ -10,7 +10,7 @@ import time
 
 import pandas as pd
 import pytest
-from test_sweep import REPO, TINY, run, sweep_cmd, tiny_variant
+from helpers import REPO, TINY, run, sweep_cmd, tiny_variant
 
 
 def _wait(cond, proc, timeout=240):
