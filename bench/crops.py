@@ -19,13 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rsnet.data.preprocess import (
-    PrepConfig,
-    crop_square,
-    face_track,
-    read_sampled_frames,
-    sample_indices,
-)
+from rsnet.data.box import crop_square
+from rsnet.data.preprocess import PrepConfig, face_track, read_sampled_frames, sample_indices
 from rsnet.synth.layouts import plan_corpus
 from rsnet.synth.render import ClipRenderer
 

@@ -69,7 +69,8 @@ def main() -> None:
     import torch
 
     from rsnet.config import TrialConfig
-    from rsnet.data.preprocess import _get_detector, preprocess_video
+    from rsnet.data.faces import face_detector
+    from rsnet.data.preprocess import preprocess_video
     from rsnet.predict import predict_one, score_clip
 
     torch.set_num_threads(1)
@@ -78,7 +79,7 @@ def main() -> None:
     print(f"clip: {clip} ({a.seconds:g} s, 1920x1080, 50 fps), ready in {time.perf_counter() - t0:.1f} s")
     cfg = TrialConfig()  # the paper's input: 5 fps, 48 px, colour
     model = cfg.model().eval()
-    _get_detector()  # loading dlib's model is not per-video work
+    face_detector()  # loading dlib's model is not per-video work
     predict_one(model, cfg, clip, "video")  # warm-up
     results = []
     end_to_end = best_of(lambda: results.append(predict_one(model, cfg, clip, "video")), a.repeats)

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy.signal import savgol_filter
 
-from .preprocess import PreprocessError, fill_gaps
+from .faces import PreprocessError, fill_gaps
 
 PREDICTOR = "shape_predictor_5_face_landmarks.dat"
 
@@ -65,6 +64,7 @@ def chip_track(frames: np.ndarray, boxes: list[tuple | None]) -> np.ndarray:
     chip placed by its four eye-corner landmarks (a frame without a box uses the last box
     found), centre and angle smoothed over `WINDOW` frames, the side the clip's median."""
     import dlib
+    from scipy.signal import savgol_filter
 
     predict = _predictor()
     rows = []
@@ -94,3 +94,16 @@ def extract_chip(frame: np.ndarray, cx: float, cy: float, side: float, angle: fl
     img = np.asarray(Image.fromarray(frame).convert("L")) if gray else frame
     chip = dlib.extract_image_chip(np.ascontiguousarray(img), dlib.chip_details(rect, dlib.chip_dims(res, res), angle))
     return chip[None] if chip.ndim == 2 else chip.transpose(2, 0, 1)  # (C, res, res)
+
+
+class AlignedCrop:
+    """`crop: aligned` of a PrepConfig (the default): its resolution and channels."""
+
+    def __init__(self, cfg):
+        self.res, self.gray = cfg.res, cfg.channels == 1
+
+    def track(self, frames: np.ndarray, boxes: list[tuple | None]) -> np.ndarray:
+        return chip_track(frames, boxes)
+
+    def cut(self, frame: np.ndarray, row) -> np.ndarray:
+        return extract_chip(frame, *row, self.res, self.gray)

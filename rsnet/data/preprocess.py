@@ -5,21 +5,16 @@
    `stride` k, every k-th frame whatever the rate (the authors' released loader: k = 5 gives
    10 fps on UvA-NEMO's 50 fps videos). Decode only those frames (decord's `get_batch`), or
    read only those images of a sequence.
-2. Detect the face with dlib's frontal detector on a frame downscaled to at most `detect_width`
-   px by a power of 5/6, the step of dlib's own image pyramid, so the downscaled frame is one
-   of the levels the detector would scan at full resolution and the boxes agree with
-   full-resolution detection (an arbitrary factor such as 1/4 falls between levels and moves
-   the box size by ~10 %); keep the largest box; carry the last box over
-   frames where none is found (and the first found box back to the start); smooth the centre
-   over time; keep one crop size per clip (see `track_boxes`).
-3. `crop: aligned` (default): place the face in each frame by its eye landmarks (dlib's 5-point
-   predictor) inside the box and cut an upright face chip of one size per clip (align.py).
-   `crop: box`: a square around the smoothed box with a margin. Resize to `res`, colour or gray.
+2. Find the face with dlib's frontal detector (faces.py), retrying at twice the size when no
+   frame has one.
+3. Look the crop method up in `CROPS`: `aligned` (default) places the face in each frame by its
+   eye landmarks (dlib's 5-point predictor) inside the box and cuts an upright face chip of one
+   size per clip (align.py); `box` cuts a square around the box, smoothed in time, one size per
+   clip, with a margin (box.py). Resize to `res`, colour or gray.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -28,12 +23,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .align import AlignedCrop
+from .box import BoxCrop
+from .faces import PreprocessError, detect_faces
+
 PREP_VERSION = 3
-CROPS = ("aligned", "box")
-
-
-class PreprocessError(RuntimeError):
-    """A video that cannot be used; the message names the file and the reason."""
+# crop methods by name: each built from a PrepConfig, with track(frames, boxes) -> (T, 4) rows of
+# (cx, cy, side, angle) and cut(frame, row) -> uint8 (C, res, res)
+CROPS = {"aligned": AlignedCrop, "box": BoxCrop}
 
 
 @dataclass(frozen=True)
@@ -105,86 +102,6 @@ def read_sampled_frames(
         raise PreprocessError(f"{path}: cannot decode ({str(e).splitlines()[0][:200]})") from e
 
 
-_detector = None
-
-
-def _get_detector(*_):
-    global _detector
-    if _detector is None:
-        import dlib
-
-        _detector = dlib.get_frontal_face_detector()
-    return _detector
-
-
-def pyramid_scale(width: int, detect_width: float) -> float:
-    """The largest (5/6)^k (dlib's pyramid step) that brings `width` down to <= detect_width."""
-    if width <= detect_width:
-        return 1.0
-    return (5 / 6) ** math.ceil(math.log(detect_width / width) / math.log(5 / 6) - 1e-9)
-
-
-def detect_faces(frames: np.ndarray, detect_width: int, upsample: int = 0) -> list[tuple | None]:
-    """Largest face box (left, top, right, bottom) in full-frame pixels per frame, or None."""
-    det = _get_detector()
-    H, W = frames.shape[1:3]
-    scale = pyramid_scale(W, detect_width)
-    size = (max(1, round(W * scale)), max(1, round(H * scale)))
-    out = []
-    for f in frames:
-        gray = Image.fromarray(f).convert("L")
-        small = np.asarray(gray.resize(size, Image.BILINEAR, reducing_gap=2.0) if scale < 1 else gray)
-        rects = det(small, upsample)
-        if len(rects) == 0:
-            out.append(None)
-            continue
-        r = max(rects, key=lambda r: r.width() * r.height())
-        out.append(tuple(v / scale for v in (r.left(), r.top(), r.right(), r.bottom())))
-    return out
-
-
-def track_boxes(boxes: list[tuple | None], window: int) -> np.ndarray:
-    """Fill gaps (carry the last box forward, the first one back), then (T, 3) rows of
-    (cx, cy, side): the centre median-smoothed over `window` frames, then averaged over 3;
-    the side one value per clip, the median of the detections. dlib's box sizes come in steps
-    of its image pyramid (5/6), so per-frame sizes jump by ~20 % as a face changes expression;
-    a face keeps its size within a clip, and a jumping crop would drown the facial motion."""
-    a = np.array(fill_gaps(boxes), dtype=np.float64)
-    centre = np.stack([(a[:, 0] + a[:, 2]) / 2, (a[:, 1] + a[:, 3]) / 2], axis=1)
-    found = np.array([b for b in boxes if b is not None], dtype=np.float64)
-    side = np.median(np.maximum(found[:, 2] - found[:, 0], found[:, 3] - found[:, 1]))
-    if window > 1 and len(centre) > 2:
-        centre = running(running(centre, window, np.median), 3, np.mean)
-    return np.concatenate([centre, np.full((len(centre), 1), side)], axis=1)
-
-
-def fill_gaps(boxes: list[tuple | None]) -> list[tuple]:
-    """Each frame's box, or the last found before it (the first found, before any)."""
-    last = next(b for b in boxes if b is not None)
-    filled = []
-    for b in boxes:
-        last = b if b is not None else last
-        filled.append(last)
-    return filled
-
-
-def running(x: np.ndarray, window: int, fn) -> np.ndarray:
-    """fn over a centred window of `window` rows of x (the ends padded with the first and last row)."""
-    h = window // 2
-    padded = np.concatenate([x[:1].repeat(h, 0), x, x[-1:].repeat(h, 0)])
-    return np.stack([fn(padded[i : i + window], axis=0) for i in range(len(x))])
-
-
-def crop_square(frame: np.ndarray, cx: float, cy: float, side: float, res: int, gray: bool) -> np.ndarray:
-    """Square crop centred at (cx, cy) resized to res x res; outside the frame is black."""
-    img = Image.fromarray(frame).convert("L" if gray else "RGB")
-    half = side / 2
-    box = tuple(int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half))
-    out = img.crop(box).resize((res, res), Image.BILINEAR, reducing_gap=2.0)
-    arr = np.asarray(out)
-    return arr[None] if gray else arr.transpose(2, 0, 1)  # (C, res, res)
-
-
 def face_track(frames: np.ndarray, path: str, cfg: PrepConfig) -> tuple[np.ndarray, int, bool]:
     """Where each frame's crop goes: (T, 4) rows of (cx, cy, side, angle) in frame pixels and
     radians; the number of frames the detector found a face in; whether it needed upsampling."""
@@ -195,23 +112,13 @@ def face_track(frames: np.ndarray, path: str, cfg: PrepConfig) -> tuple[np.ndarr
     found = sum(b is not None for b in boxes)
     if found == 0:
         raise PreprocessError(f"{path}: no face found in any of {len(frames)} sampled frames")
-    if cfg.crop == "aligned":
-        from .align import chip_track
-
-        return chip_track(frames, boxes), found, upsampled
-    track = track_boxes(boxes, cfg.smooth)
-    track[:, 2] *= 1 + cfg.margin
-    return np.concatenate([track, np.zeros((len(track), 1))], axis=1), found, upsampled
+    return CROPS[cfg.crop](cfg).track(frames, boxes), found, upsampled
 
 
 def cut_crops(frames: np.ndarray, track: np.ndarray, cfg: PrepConfig) -> np.ndarray:
     """uint8 (T, C, res, res): each frame's crop at its row of `face_track`."""
-    gray = cfg.channels == 1
-    if cfg.crop == "aligned":
-        from .align import extract_chip
-
-        return np.stack([extract_chip(f, *row, cfg.res, gray) for f, row in zip(frames, track)])
-    return np.stack([crop_square(f, cx, cy, s, cfg.res, gray) for f, (cx, cy, s, _) in zip(frames, track)])
+    crop = CROPS[cfg.crop](cfg)
+    return np.stack([crop.cut(f, row) for f, row in zip(frames, track)])
 
 
 def preprocess_video(path: str, kind: str, nominal_fps: float, cfg: PrepConfig) -> tuple[np.ndarray, dict]:
