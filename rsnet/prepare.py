@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .data import ADAPTERS, DatasetError, PrepConfig, load_or_build
 from .data.adapters import adapter_options
+from .data.cache import LocalRunner, SubmititRunner, default_cache_root
 from .data.preprocess import CROPS
 
 
@@ -41,14 +43,14 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     cfg = PrepConfig(fps=a.fps, res=a.res, channels=a.channels, crop=a.crop)
     kw = adapter_options(a.dataset, a.selection)
-    cluster, options = None, None
+    runner = LocalRunner(a.workers)
     if a.slurm:
-        cluster = "slurm"
-        options = {"timeout_min": a.time, "cpus_per_task": a.cpus_per_task, "slurm_array_parallelism": 64}
+        options = {"timeout_min": a.time, "cpus_per_task": a.cpus_per_task}
         if a.partition:
             options["slurm_partition"] = a.partition
+        runner = SubmititRunner(Path(a.cache or default_cache_root()) / "submitit", **options)
     try:
-        cache = load_or_build(a.dataset, a.root, cfg, a.cache, a.workers, cluster, options, **kw)
+        cache = load_or_build(a.dataset, a.root, cfg, a.cache, runner=runner, **kw)
     except DatasetError as e:
         print(f"prepare: error: {e}", file=sys.stderr)
         return 2

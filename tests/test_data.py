@@ -13,15 +13,10 @@ import pytest
 
 from rsnet.data import DatasetError, PrepConfig, align, assign_folds, folds_for, list_videos, load_or_build, make_split
 from rsnet.data.adapters import spos_subject
-from rsnet.data.preprocess import (
-    PreprocessError,
-    cut_crops,
-    detect_faces,
-    face_track,
-    read_sampled_frames,
-    sample_indices,
-    track_boxes,
-)
+from rsnet.data.box import track_boxes
+from rsnet.data.cache import LocalRunner, SubmititRunner
+from rsnet.data.faces import detect_faces
+from rsnet.data.preprocess import PreprocessError, cut_crops, face_track, read_sampled_frames, sample_indices
 from rsnet.protocols import uvanemo_table
 from rsnet.synth import ClipRenderer, ClipSpec
 from rsnet.synth.render import write_video
@@ -256,17 +251,17 @@ def test_cache_builds_reuses_and_rebuilds_on_change(corpora, tmp_path):
     root = tmp_path / "bbc"
     shutil.copytree(corpora["bbc"], root)
     cfg = PrepConfig(res=32)
-    c1 = load_or_build("bbc", root, cfg, tmp_path / "cache", workers=2, progress=False)
+    c1 = load_or_build("bbc", root, cfg, tmp_path / "cache", runner=LocalRunner(2), progress=False)
     assert c1.built_now and c1.meta["failed"] == 0 and c1.meta["synthetic"]
     assert c1.frames.shape == (c1.videos.length.sum(), 3, 32, 32) and c1.frames.dtype == np.uint8
     clip = c1.clip(0)
     assert clip.shape[0] == c1.videos.length.iloc[0] and clip.std() > 5
-    c2 = load_or_build("bbc", root, cfg, tmp_path / "cache", workers=2, progress=False)
+    c2 = load_or_build("bbc", root, cfg, tmp_path / "cache", runner=LocalRunner(2), progress=False)
     assert not c2.built_now and c2.path == c1.path
     np.testing.assert_array_equal(c2.frames, c1.frames)
     video = next((root / "Posed").glob("*.mp4"))
     video.write_bytes(video.read_bytes())  # same bytes, new mtime: a changed source
-    c3 = load_or_build("bbc", root, cfg, tmp_path / "cache", workers=1, progress=False)
+    c3 = load_or_build("bbc", root, cfg, tmp_path / "cache", runner=LocalRunner(1), progress=False)
     assert c3.built_now and c3.path != c1.path and c1.path.is_dir()  # the old store is kept
     gray = load_or_build("bbc", root, PrepConfig(res=32, channels=1), tmp_path / "cache", progress=False)
     assert gray.frames.shape[1] == 1
@@ -275,8 +270,9 @@ def test_cache_builds_reuses_and_rebuilds_on_change(corpora, tmp_path):
 def test_two_processes_asking_at_once_build_once(corpora, tmp_path):
     code = textwrap.dedent(f"""
         from rsnet.data import load_or_build, PrepConfig
+        from rsnet.data.cache import LocalRunner
         c = load_or_build("spos", {str(corpora["spos"])!r}, PrepConfig(res=24), {str(tmp_path / "c")!r},
-                          workers=1, progress=False)
+                          runner=LocalRunner(1), progress=False)
         print(c.path, c.built_now)
     """)
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
@@ -301,7 +297,7 @@ def _broken_corpus(corpora, tmp_path):
 
 def test_broken_videos_are_reported_and_skipped(corpora, tmp_path):
     root, truncated = _broken_corpus(corpora, tmp_path)
-    c = load_or_build("bbc", root, PrepConfig(res=24), tmp_path / "cache", workers=2, progress=False)
+    c = load_or_build("bbc", root, PrepConfig(res=24), tmp_path / "cache", runner=LocalRunner(2), progress=False)
     failed = c.videos[c.videos.status != "ok"].set_index("id")
     assert "empty.mp4: the file is empty" in failed.loc["genuine/empty"].error
     assert "no face" in failed.loc["posed/noface"].error and "noface.mp4" in failed.loc["posed/noface"].error
@@ -331,14 +327,7 @@ def test_details_file_with_missing_or_extra_row(corpora, tmp_path):
 
 def test_submitit_local_executor_builds_the_same_store(corpora, tmp_path):
     cfg = PrepConfig(res=24)
-    a = load_or_build("spos", corpora["spos"], cfg, tmp_path / "a", workers=2, progress=False)
-    b = load_or_build(
-        "spos",
-        corpora["spos"],
-        cfg,
-        tmp_path / "b",
-        submitit_cluster="local",
-        submitit_options={"timeout_min": 10},
-        progress=False,
-    )
+    a = load_or_build("spos", corpora["spos"], cfg, tmp_path / "a", runner=LocalRunner(2), progress=False)
+    runner = SubmititRunner(tmp_path / "logs", cluster="local", timeout_min=10)
+    b = load_or_build("spos", corpora["spos"], cfg, tmp_path / "b", runner=runner, progress=False)
     np.testing.assert_array_equal(a.frames, b.frames)

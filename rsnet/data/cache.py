@@ -103,62 +103,63 @@ def process_chunk(rows: list[dict], cfg: PrepConfig, prefix: str) -> list[dict]:
     return infos
 
 
-def _run_chunks(chunks, cfg, prefixes, workers, submitit_cluster, submitit_options, progress, desc):
-    bar = tqdm(total=sum(len(c) for c in chunks), desc=desc, unit="video", disable=not progress)
-    results = []
-    if submitit_cluster:
+class LocalRunner:
+    """Preprocesses chunks on this machine: `workers` processes (default every core), or in this
+    process with one. Called like map(fn, *iterables): the results in order, as they come."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or os.cpu_count() or 1
+
+    def __call__(self, fn, *iterables):
+        if self.workers == 1:
+            yield from map(fn, *iterables)
+            return
+        with ProcessPoolExecutor(self.workers) as pool:
+            yield from pool.map(fn, *iterables)
+
+
+class SubmititRunner:
+    """Preprocesses chunks as a submitit job array (logs in `folder`), at most `workers` tasks at
+    once; `options`: submitit's (timeout_min, cpus_per_task, slurm_partition, ...)."""
+
+    def __init__(self, folder, cluster: str = "slurm", workers: int = 64, **options):
+        self.folder, self.cluster, self.workers = Path(folder), cluster, workers
+        self.options = {**({"slurm_array_parallelism": workers} if cluster == "slurm" else {}), **options}
+
+    def __call__(self, fn, *iterables):
         import submitit
 
-        ex = submitit.AutoExecutor(folder=Path(prefixes[0]).parent / "submitit", cluster=submitit_cluster)
-        ex.update_parameters(**(submitit_options or {}))
-        jobs = ex.map_array(process_chunk, chunks, [cfg] * len(chunks), prefixes)
-        print(f"prepare: submitted {len(jobs)} array tasks ({submitit_cluster}), job {jobs[0].job_id}")
-        for job, chunk in zip(jobs, chunks):
-            results.append(job.result())
-            bar.update(len(chunk))
-    elif workers == 1:
-        for args in zip(chunks, [cfg] * len(chunks), prefixes):
-            results.append(process_chunk(*args))
-            bar.update(len(args[0]))
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            for chunk, res in zip(chunks, pool.map(process_chunk, chunks, [cfg] * len(chunks), prefixes)):
-                results.append(res)
-                bar.update(len(chunk))
-    bar.close()
-    return results
+        ex = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
+        ex.update_parameters(**self.options)
+        jobs = ex.map_array(fn, *(list(it) for it in iterables))
+        print(f"prepare: submitted {len(jobs)} array tasks ({self.cluster}), job {jobs[0].job_id}")
+        for job in jobs:
+            yield job.result()
 
 
 def build_store(
-    dataset,
-    root,
-    videos,
-    cfg,
-    final: Path,
-    workers=None,
-    submitit_cluster=None,
-    submitit_options=None,
-    progress=True,
-    fp="",
+    final: Path, *, dataset: str, root, videos: pd.DataFrame, cfg: PrepConfig, runner, progress: bool, fp: str
 ) -> None:
+    """Preprocess every video into a new store at `final` (built beside it, then renamed)."""
     with atomic_path(final) as tmp:
         tmp.mkdir(parents=True)
-        _build_into(tmp, dataset, root, videos, cfg, workers, submitit_cluster, submitit_options, progress, fp)
+        _build_into(tmp, dataset=dataset, root=root, videos=videos, cfg=cfg, runner=runner, progress=progress, fp=fp)
 
 
 def _build_into(
-    tmp: Path, dataset, root, videos, cfg, workers, submitit_cluster, submitit_options, progress, fp
+    tmp: Path, *, dataset: str, root, videos: pd.DataFrame, cfg: PrepConfig, runner, progress: bool, fp: str
 ) -> None:
     t0 = time.perf_counter()
     records = videos.to_dict("records")
-    workers = workers or os.cpu_count() or 1
-    size = max(1, min(CHUNK, -(-len(records) // (4 * workers))))
+    size = max(1, min(CHUNK, -(-len(records) // (4 * runner.workers))))
     chunks = [records[i : i + size] for i in range(0, len(records), size)]
     prefixes = [str(tmp / f"part-{i:05d}") for i in range(len(chunks))]
-    results = _run_chunks(
-        chunks, cfg, prefixes, workers, submitit_cluster, submitit_options, progress, f"prepare {dataset}"
-    )
-    infos = [info for chunk in results for info in chunk]
+    bar = tqdm(total=len(records), desc=f"prepare {dataset}", unit="video", disable=not progress)
+    infos = []
+    for chunk, done in zip(chunks, runner(process_chunk, chunks, [cfg] * len(chunks), prefixes)):
+        infos += done
+        bar.update(len(chunk))
+    bar.close()
     with open(tmp / "frames.u8", "wb") as out:
         for prefix in prefixes:
             with open(prefix + ".u8", "rb") as part:
@@ -187,17 +188,11 @@ def _build_into(
 
 
 def load_or_build(
-    dataset: str,
-    root,
-    cfg: PrepConfig = PrepConfig(),
-    cache_root=None,
-    workers=None,
-    submitit_cluster=None,
-    submitit_options=None,
-    progress=True,
-    **adapter_kw,
+    dataset: str, root, cfg: PrepConfig = PrepConfig(), cache_root=None, *, runner=None, progress=True, **adapter_kw
 ) -> FrameCache:
-    """The store for (dataset, root, cfg), built if missing or if the sources changed."""
+    """The store for (dataset, root, cfg), built if missing or if the sources changed, by `runner`
+    (LocalRunner or SubmititRunner; default LocalRunner(): every core); `adapter_kw`: the
+    dataset adapter's options (rsnet.data.adapters.adapter_options)."""
     videos = list_videos(dataset, root, **adapter_kw)
     fp = fingerprint(dataset, root, videos, cfg)
     cache_root = Path(cache_root) if cache_root else default_cache_root()
@@ -213,11 +208,10 @@ def load_or_build(
             print(f"prepare: waiting for another process building {final}")
         lock.acquire()
     try:
-        if not final.is_dir():
-            build_store(dataset, root, videos, cfg, final, workers, submitit_cluster, submitit_options, progress, fp)
-            built = True
-        else:
-            built = False
+        built = not final.is_dir()
+        if built:
+            kw = {"dataset": dataset, "root": root, "videos": videos, "cfg": cfg, "progress": progress, "fp": fp}
+            build_store(final, runner=runner or LocalRunner(), **kw)
     finally:
         lock.release()
     return FrameCache(final, built_now=built)
