@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..atomic import write_json_atomic
 from ..provenance import synthetic_note
-from .spec import SweepError, load_sweep, resolve_sweep_path
+from .spec import Sweep, SweepError, Trial, load_sweep, resolve_sweep_path
 
 
 def parser() -> argparse.ArgumentParser:
@@ -128,41 +128,50 @@ def write_plan(sweep_dir: Path, planned) -> None:
 
 
 def main(argv=None) -> int:
-    a = parser().parse_args(argv)
-    if not (a.file or a.grid):
-        parser().error("give a sweep file or --grid NAME")
-    # Ray runs trials in other working directories: every path a trial sees is absolute
-    from ..data.cache import default_cache_root
-
-    a.data_root = str(Path(a.data_root).resolve())
-    a.results = str(Path(a.results).resolve())
-    a.cache = str(Path(a.cache).resolve() if a.cache else default_cache_root().resolve())
+    a = parse_args(argv)
     try:
-        sweep = load_sweep(resolve_sweep_path(a.grid or a.file))
-        if a.synthetic_size and sweep.synthetic is not None:
-            sweep.synthetic["size"] = a.synthetic_size
-        if a.synthetic_seed is not None and sweep.synthetic is not None:
-            sweep.synthetic["seed"] = a.synthetic_seed
-        trials = sweep.trials(a.data_root)
+        sweep, planned = load(a)
     except (SweepError, ValueError) as e:
         print(f"sweep: error: {e}", file=sys.stderr)
         return 2
-    for t in trials:
-        t.config = t.config.replace(epochs=a.epochs or t.config.epochs, cache=a.cache)
-    if a.folds:  # the sweep narrowed to these folds: its plan too
-        trials = [t for t in trials if t.config.fold in a.folds]
-    planned = trials
-    if a.max_trials:
-        trials = trials[: a.max_trials]
+    trials = planned[: a.max_trials] if a.max_trials else planned
     if a.dry_run:
-        for t in trials:
-            print(t.name)
-        print(f"sweep {sweep.name}: {len(trials)} trials ({sweep.path})")
+        print("\n".join([*(t.name for t in trials), f"sweep {sweep.name}: {len(trials)} trials ({sweep.path})"]))
         return 0
     if a.slurm:
         from ..slurm import submit_sweep
 
         return submit_sweep(sweep, a)
+    return run(sweep, planned, trials, a)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options, with every path absolute (Ray runs trials in other working directories)."""
+    from ..data.cache import default_cache_root
+
+    a = parser().parse_args(argv)
+    if not (a.file or a.grid):
+        parser().error("give a sweep file or --grid NAME")
+    a.data_root = str(Path(a.data_root).resolve())
+    a.results = str(Path(a.results).resolve())
+    a.cache = str(Path(a.cache).resolve() if a.cache else default_cache_root().resolve())
+    return a
+
+
+def load(a: argparse.Namespace) -> tuple[Sweep, list[Trial]]:
+    """The sweep file with the command's overrides, and every trial it plans (--folds applied)."""
+    sweep = load_sweep(resolve_sweep_path(a.grid or a.file))
+    if sweep.synthetic is not None:
+        given = {"size": a.synthetic_size, "seed": a.synthetic_seed}
+        sweep.synthetic.update({k: v for k, v in given.items() if v is not None})
+    planned = [t for t in sweep.trials(a.data_root) if not a.folds or t.config.fold in a.folds]
+    for t in planned:
+        t.config = t.config.replace(epochs=a.epochs or t.config.epochs, cache=a.cache)
+    return sweep, planned
+
+
+def run(sweep: Sweep, planned: list[Trial], trials: list[Trial], a: argparse.Namespace) -> int:
+    """Prepare the data, run `trials` on Ray, print the summary; 0 when every one finished."""
     sweep_dir = Path(a.results) / sweep.name
     (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
     shutil.copy2(sweep.path, sweep_dir / "sweep.yaml")
