@@ -178,11 +178,11 @@ RESULT_FIELDS = with_role("data", "replicate", "method", "path")  # a trial's id
 CELL_FIELDS = with_role("data", "method", "path")  # a report cell pools trials equal in all of these
 SETTABLE_FIELDS = with_role("data", "replicate", "method")  # a sweep's axes and settings; TensorBoard's HParams
 SWEEP_DEFAULT_FIELDS = with_role("data", "replicate", "method", "runtime")  # a sweep file's defaults
-NOT_IN_RESULT = with_role("runtime", "process")  # do not change the result
+_DEFAULTS = TrialConfig().to_dict()
 
 
 def saved_values(d: dict) -> dict:
     """A saved config's fields completed as the trial ran them: a config saved before the crop
     option existed was trained on the detector's box; one saved before a LATER_FIELDS field existed
     had the value that field names; any other missing field has its default."""
-    return {**TrialConfig().to_dict(), "crop": "box", **LATER_FIELDS, **d}
+    return {**_DEFAULTS, "crop": "box", **LATER_FIELDS, **d}

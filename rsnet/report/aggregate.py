@@ -58,24 +58,25 @@ def say(value) -> str:
     return str(value)
 
 
-def distinguishing(cells: pd.DataFrame, shown: list[str]) -> pd.Series:
+def distinguishing(cells: pd.DataFrame, shown: list[str], among: pd.DataFrame | None = None) -> pd.Series:
     """Per row (a cell, or a trial): the CELL_FIELDS that tell it apart from the other rows of
-    its sweep and setting that agree on the `shown` fields (a table's columns). A table whose
-    rows are labelled by setting and these fields holds one cell per place, never two pooled."""
-    out = pd.Series([[] for _ in range(len(cells))], index=cells.index, dtype=object)
+    its sweep and setting in `among` (default: `cells`) that agree on the `shown` fields (a
+    table's columns). A table whose rows are labelled by setting and these fields holds one cell
+    per place, never two pooled; with `among` wider than the table's rows, a row also says which
+    of its sweep's cells it is (the fps_resolution sweep's 5 fps, 48 px cell in Table 2)."""
+    among = cells if among is None else among
     other = [c for c in CELL_FIELDS if c not in shown]
-    for _, g in cells.groupby(["sweep", "setting"], sort=False, dropna=False):
+    varying = {}
+    for key, g in among.groupby(["sweep", "setting"], sort=False, dropna=False):
         within = g.groupby(shown, dropna=False) if shown else g.groupby(lambda _: 0)
-        varying = [c for c in other if (within[c].nunique(dropna=False) > 1).any()]
-        for i in g.index:
-            out[i] = varying
-    return out
+        varying[key] = [c for c in other if (within[c].nunique(dropna=False) > 1).any()]
+    return pd.Series([varying.get(k, []) for k in zip(cells.sweep, cells.setting)], index=cells.index, dtype=object)
 
 
-def labels(cells: pd.DataFrame, shown: list[str], extra=None) -> pd.Series:
+def labels(cells: pd.DataFrame, shown: list[str], extra=None, among: pd.DataFrame | None = None) -> pd.Series:
     """Each row's setting followed by the values that tell it apart (`distinguishing`) and any
     `extra(row)` fields: 'full', 'full (crop box)'."""
-    fields = distinguishing(cells, shown)
+    fields = distinguishing(cells, shown, among)
     out = []
     for (_, row), varying in zip(cells.iterrows(), fields):
         names = list(dict.fromkeys([*varying, *(extra(row) if extra else [])]))
@@ -85,20 +86,24 @@ def labels(cells: pd.DataFrame, shown: list[str], extra=None) -> pd.Series:
 
 def per_seed(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """One row per (cell, seed): folds finished and expected, pooled and mean-of-folds accuracy."""
-    t = cell_keyed(trials)
+    tally = (  # each trial's test videos and right answers, counted once
+        predictions.assign(right=predictions.predicted == predictions.label)
+        .groupby("trial")
+        .right.agg(n_videos="size", n_right="sum")
+    )
+    t = cell_keyed(trials).join(tally, on="trial")
     rows = []
     for key, g in t.groupby(CELL + ["seed"], dropna=False, sort=True):
         done = g[g.status == "finished"]
         expected = set(folds_for(g.split.iloc[0], g.dataset.iloc[0])) | set(g.fold)
-        pred = predictions[predictions.trial.isin(done.trial)]
-        correct = pred.predicted == pred.label
+        videos, right = int(done.n_videos.fillna(0).sum()), float(done.n_right.fillna(0).sum())
         rows.append(
             {
                 **dict(zip(CELL + ["seed"], key)),
                 "folds_done": done.fold.nunique(),
                 "folds_expected": len(expected),
-                "videos": len(pred),
-                "pooled": float(correct.mean()) if len(pred) else np.nan,
+                "videos": videos,
+                "pooled": right / videos if videos else np.nan,
                 "mean_of_folds": float(done.accuracy.astype(float).mean()) if len(done) else np.nan,
                 "synthetic": bool(done.synthetic.fillna(False).astype(bool).any()),
             }

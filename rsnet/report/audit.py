@@ -95,8 +95,24 @@ def readings(trials: pd.DataFrame) -> Table:
     )
 
 
+ERROR_CHARS = 300
+
+
+def one_line(error: str) -> str:
+    """An error as one table cell: its whitespace (Ray's tracebacks run over many lines) as single
+    spaces, its end kept (where Ray and Python put the exception itself) up to ERROR_CHARS."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= ERROR_CHARS else "…" + text[-(ERROR_CHARS - 1) :]
+
+
 def failures(trials: pd.DataFrame) -> Table:
     bad = trials[trials.status.isin(["failed", "running", "pending", "not started"])]
     df = bad[["sweep", "trial", "status", "epochs_done", "error"]].fillna("").reset_index(drop=True)
     df["trial"] = df.trial.str.split("/", n=1).str[1]  # the directory name under <sweep>/trials/
-    return Table("failed_trials", "Trials without a result (failed, unfinished or not started), with errors", df)
+    df["error"] = df.error.map(one_line)
+    return Table(
+        "failed_trials",
+        "Trials without a result (failed, unfinished or not started), with errors",
+        df,
+        f"error: on one line, its last {ERROR_CHARS} characters; the whole text is in the trial's failed.json.",
+    )

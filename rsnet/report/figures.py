@@ -65,37 +65,41 @@ def fps_resolution_heatmaps(cells: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def subgroup_figures(subgroups: pd.DataFrame, mispredictions: pd.DataFrame, out: Path, synthetic: bool) -> list[Path]:
-    """Fig. 7: accuracy within each group (left) and where the mispredictions fall (right)."""
-    paths = []
-    for sweep in sorted(set(subgroups.sweep) | set(mispredictions.sweep)):
-        s, m = subgroups[subgroups.sweep == sweep], mispredictions[mispredictions.sweep == sweep]
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-        if len(s):
-            x = np.arange(len(s))
-            axes[0].bar(x, 100 * s["mean"].astype(float), yerr=100 * s["std"].astype(float).fillna(0), capsize=3)
-            axes[0].set_xticks(x, [f"{g}\n{st}" if s.setting.nunique() > 1 else g for g, st in zip(s.group, s.setting)])
-            axes[0].set_ylabel("accuracy (%)")
-            axes[0].set_ylim(0, 100)
-        axes[0].set_title("trained and tested within one group", fontsize=9)
-        if not len(s):
-            axes[0].axis("off")
-            axes[0].text(0.5, 0.5, "no within-group trials in these results", ha="center", va="center")
-        if len(m):
-            m = m[m.setting == m.setting.iloc[0]]
-            labels = [f"{g}, {a}" for g, a in zip(m.gender, m.age_group)]
-            x = np.arange(len(m))
-            axes[1].bar(x - 0.2, m.share_of_videos, 0.4, label="share of test videos")
-            axes[1].bar(x + 0.2, m.share_of_mispredictions.fillna(0), 0.4, label="share of mispredictions")
-            axes[1].set_xticks(x, labels, rotation=20)
-            axes[1].set_ylabel("%")
-            axes[1].legend(fontsize=8)
-            axes[1].set_title("full model, UvA-NEMO 10 folds: where mispredictions fall", fontsize=9)
-        else:
-            axes[1].axis("off")
-            axes[1].text(0.5, 0.5, "no UvA-NEMO full-model predictions in these results", ha="center", va="center")
-        fig.suptitle(_title(f"Fig. 7 ({sweep})", synthetic), fontsize=10)
-        paths.append(_save(fig, out / f"fig7_{sweep}.png"))
-    return paths
+    """Fig. 7 as one figure, whichever sweeps hold its halves (the paper's protocol: subgroups
+    and benchmark): accuracy within each group (left), and where the full model's UvA-NEMO
+    mispredictions fall (right; of the sweep and setting with the most test videos, named)."""
+    if subgroups.empty and mispredictions.empty:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    s = subgroups
+    if len(s):
+        x = np.arange(len(s))
+        which = s.sweep + " " + s.setting
+        names = [f"{g}\n{w}" if which.nunique() > 1 else g for g, w in zip(s.group, which)]
+        axes[0].bar(x, 100 * s["mean"].astype(float), yerr=100 * s["std"].astype(float).fillna(0), capsize=3)
+        axes[0].set_xticks(x, names, fontsize=7 if which.nunique() > 1 else None)
+        axes[0].set_ylabel("accuracy (%)")
+        axes[0].set_ylim(0, 100)
+        axes[0].set_title(f"trained and tested within one group ({', '.join(sorted(set(s.sweep)))})", fontsize=9)
+    else:
+        axes[0].axis("off")
+        axes[0].text(0.5, 0.5, "no within-group trials in these results", ha="center", va="center")
+    if len(mispredictions):
+        m = mispredictions
+        most = m.groupby(["sweep", "setting"]).videos.sum().idxmax()
+        m = m[(m.sweep == most[0]) & (m.setting == most[1])]
+        x = np.arange(len(m))
+        axes[1].bar(x - 0.2, m.share_of_videos, 0.4, label="share of test videos")
+        axes[1].bar(x + 0.2, m.share_of_mispredictions.fillna(0), 0.4, label="share of mispredictions")
+        axes[1].set_xticks(x, [f"{g}, {a}" for g, a in zip(m.gender, m.age_group)], rotation=20)
+        axes[1].set_ylabel("%")
+        axes[1].legend(fontsize=8)
+        axes[1].set_title(f"where mispredictions fall ({most[0]} {most[1]}, UvA-NEMO 10 folds)", fontsize=9)
+    else:
+        axes[1].axis("off")
+        axes[1].text(0.5, 0.5, "no UvA-NEMO full-model predictions in these results", ha="center", va="center")
+    fig.suptitle(_title("Fig. 7", synthetic), fontsize=10)
+    return [_save(fig, out / "fig7.png")]
 
 
 def learning_curves(trials: pd.DataFrame, curves: pd.DataFrame, out: Path) -> list[Path]:

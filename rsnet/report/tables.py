@@ -68,7 +68,7 @@ def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
     (pooled, and mean of folds), and the majority class of the paper's and of our test videos."""
     rows = published_rows("table2", "method")
     ours = cells[_is_default_model(cells) & _base_protocol(cells)]
-    for (label, agg), g in _by_label(ours):
+    for (label, agg), g in _by_label(ours, cells[cells.split == "kfold"]):
         by_dataset = g.set_index("dataset")
         value = (
             cell_value if agg == "pooled" else (lambda c: fmt(c["mean_of_folds"], c["mean_of_folds_std"], c["flag"]))
@@ -93,10 +93,10 @@ def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
     )
 
 
-def _by_label(ours: pd.DataFrame):
-    """'ours: <sweep> <setting> (lr 0.003, ...)': the fields off the paper's and those that tell
-    the sweep's cells apart, each label with one cell per dataset."""
-    named = labels(ours, ["dataset"], extra=_off_the_paper) if len(ours) else pd.Series(dtype=object)
+def _by_label(ours: pd.DataFrame, among: pd.DataFrame):
+    """'ours: <sweep> <setting> (fps 5, resolution 48, lr 0.003, ...)': which of its sweep's
+    cells (`among`) it is, and the fields off the paper's; each label one cell per dataset."""
+    named = labels(ours, ["dataset"], extra=_off_the_paper, among=among) if len(ours) else pd.Series(dtype=object)
     ours = ours.assign(label="ours: " + ours.sweep.astype(str) + " " + named)
     for label, g in ours.groupby("label", sort=True):
         for agg in ("pooled", "mean of folds"):
