@@ -10,6 +10,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 from helpers import REPO, TINY, run, sweep_cmd, tiny_variant
 
 
@@ -55,35 +56,87 @@ def test_killed_worker_is_retried_from_its_checkpoint(tmp_path, shared):
     from rsnet.trial import run_trial
 
     cfg = TrialConfig.from_dict(json.loads((trial / "config.json").read_text()))
-    direct = run_trial(cfg, tmp_path / "direct")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)  # as on the worker: sums split over threads round differently
+    try:
+        direct = run_trial(cfg, tmp_path / "direct")
+    finally:
+        torch.set_num_threads(threads)
     assert json.loads((trial / "result.json").read_text())["accuracy"] == direct["accuracy"]
     pd.testing.assert_frame_equal(
         pd.read_csv(trial / "predictions.csv"), pd.read_csv(tmp_path / "direct" / "predictions.csv")
     )
 
 
+def ray_processes(tmp: str) -> list[str]:
+    """Ray's processes (GCS, raylet, workers, agents) whose command line names the folder `tmp`."""
+    return subprocess.run(["pgrep", "-f", tmp], capture_output=True, text=True).stdout.split()
+
+
 @pytest.mark.slow
-def test_killed_driver_rerun_completes_only_the_missing_trials(tmp_path, shared):
-    proc = subprocess.Popen(
-        sweep_cmd(TINY, "--num-cpus", "1", tmp=tmp_path, **shared),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-        start_new_session=True,
-    )
+def test_a_sweep_stopped_by_sigterm_or_killed_continues_where_it_stopped(tmp_path, shared):
+    """SIGTERM: one line, no traces, no Ray process left; the same command, killed outright
+    (SIGKILL of its process group) and run once more, finishes only the missing trials."""
+    cmd = sweep_cmd(TINY, "--num-cpus", "1", tmp=tmp_path, **shared)
     trials = tmp_path / "results" / "tiny" / "trials"
-    _wait(lambda: trials.exists() and any((d / "result.json").exists() for d in trials.iterdir()), proc)
+
+    def finished():
+        return {
+            d.name: (d / "result.json").stat().st_mtime_ns for d in trials.iterdir() if (d / "result.json").exists()
+        }
+
+    def more_done_one_training(before):
+        dirs = list(trials.iterdir()) if trials.exists() else []
+        done = [d for d in dirs if (d / "result.json").exists()]
+        return len(done) > before and any(_lines(d / "metrics.jsonl") >= 1 and d not in done for d in dirs)
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    _wait(lambda: more_done_one_training(0), proc)
+    proc.send_signal(signal.SIGTERM)  # what scancel and Slurm's preemption send
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out + err
+    done = finished()
+    last = out.strip().splitlines()[-1]
+    assert f"stopped by SIGTERM: {len(done)}/4 finished, 0 failed; the same command continues it" in last, out
+    assert "Traceback" not in out + err and "SIGTERM received" not in err, err[-3000:]
+    deadline = time.time() + 30
+    while ray_processes(os.environ["RAY_TMPDIR"]) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not ray_processes(os.environ["RAY_TMPDIR"]), "Ray processes left after the stop"
+
+    # the same command, killed outright once it has finished one more trial
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, start_new_session=True
+    )
+    _wait(lambda: len(finished()) > len(done), proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = {d.name: (d / "result.json").stat().st_mtime_ns for d in trials.iterdir() if (d / "result.json").exists()}
-    assert 1 <= len(done) < 4
+    killed = finished()
+    assert len(killed) > len(done)
+
     p = run(TINY, "--num-cpus", "1", tmp=tmp_path, **shared)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert len(list(trials.iterdir())) == 4 and all((d / "result.json").exists() for d in trials.iterdir())
-    assert {n: (trials / n / "result.json").stat().st_mtime_ns for n in done} == done
+    assert sorted(finished()) == sorted(d.name for d in trials.iterdir()) and len(finished()) == 4
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
     assert len(table) == 4 and table.trial.is_unique
+    # the last run's own progress: its lines count on from the trials finished before
+    lines = [line.split("]")[0] for line in p.stdout.splitlines() if line.startswith("[")]
+    assert lines == [f"[{k}/4" for k in range(len(killed) + 1, 5)], p.stdout
+    for name in killed:  # finished before a stop: never trained again
+        assert (trials / name / "result.json").stat().st_mtime_ns == killed[name]
+    for name in done:  # (one training at the SIGTERM resumed in the next run: a second attempt)
+        assert len(json.loads((trials / name / "sweep_trial.json").read_text())["attempts"]) == 1
+
+
+def test_resources_no_node_has_are_an_error_before_any_trial(tmp_path, shared):
+    """A trial asking for a GPU of a Ray without one would wait forever: an error naming the
+    sweep file's resources key, the request and what the nodes have."""
+    f = tiny_variant(tmp_path / "gpu.yaml", ("resources: {cpu: 1}", "resources: {cpu: 1, gpu: 1}"))
+    p = run(f, "--num-gpus", "0", "--num-cpus", "2", tmp=tmp_path, timeout=120, **shared)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert f"{f}: resources {{cpu: 1, gpu: 1}} per trial, but no node of this Ray has that" in p.stderr
+    assert "(nodes: 2 CPU, 0 GPU)" in p.stderr and "--wait-for-resources" in p.stderr
+    assert not any((tmp_path / "results" / "tiny" / "trials").iterdir())
 
 
 @pytest.mark.slow

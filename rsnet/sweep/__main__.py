@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,11 @@ def parser() -> argparse.ArgumentParser:
         help="join a running Ray cluster ('auto' or host:port); default: start a local one",
     )
     ap.add_argument("--num-cpus", type=int, default=None, help="local Ray only: CPUs to offer trials")
+    ap.add_argument(
+        "--wait-for-resources",
+        action="store_true",
+        help="start even if no node can hold a trial's resources (an autoscaling cluster that will grow)",
+    )
     ap.add_argument(
         "--num-gpus",
         type=int,
@@ -78,13 +84,16 @@ def parser() -> argparse.ArgumentParser:
         help="synthetic sweeps only: corpus seed instead of the file's (data in synthetic-<size>-seed<N>/)",
     )
     cl = ap.add_argument_group("Slurm (with --slurm: submits slurm/launch_ray.sh through submitit)")
-    cl.add_argument("--slurm", action="store_true", help="submit this sweep as a Slurm job instead of running it")
-    cl.add_argument("--partition", default=None)
-    cl.add_argument("--nodes", type=int, default=1)
-    cl.add_argument("--gpus-per-node", type=int, default=0)
-    cl.add_argument("--cpus-per-task", type=int, default=8, help="CPUs per node for Ray")
-    cl.add_argument("--time", type=int, default=24 * 60, help="minutes")
-    cl.add_argument("--wait", action="store_true", help="wait for the job to end")
+    slurm = [
+        cl.add_argument("--slurm", action="store_true", help="submit this sweep as a Slurm job instead of running it"),
+        cl.add_argument("--partition", default=None),
+        cl.add_argument("--nodes", type=int, default=1),
+        cl.add_argument("--gpus-per-node", type=int, default=0),
+        cl.add_argument("--cpus-per-task", type=int, default=8, help="CPUs per node for Ray"),
+        cl.add_argument("--time", type=int, default=24 * 60, help="minutes"),
+        cl.add_argument("--wait", action="store_true", help="wait for the job to end"),
+    ]
+    ap.slurm_options = {action.dest for action in slurm}  # the submission's own: not forwarded to the job
     return ap
 
 
@@ -171,41 +180,70 @@ def load(a: argparse.Namespace) -> tuple[Sweep, list[Trial]]:
 
 
 def run(sweep: Sweep, planned: list[Trial], trials: list[Trial], a: argparse.Namespace) -> int:
-    """Prepare the data, run `trials` on Ray, print the summary; 0 when every one finished."""
-    sweep_dir = Path(a.results) / sweep.name
-    (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(sweep.path, sweep_dir / "sweep.yaml")
-    write_plan(sweep_dir, planned)
-    t0 = time.time()
-    try:
-        prepare_data(sweep, trials, Path(a.data_root), a.cache)
-    except (SweepError, ValueError) as e:
-        print(f"sweep: error: {e}", file=sys.stderr)
-        return 2
+    """Prepare the data, run `trials` on Ray, print the summary: 0 when every one finished, 1
+    when some did not, 2 for a sweep that cannot run, 128 + the signal's number when stopped."""
     if not a.address:
         # a local Ray: its node address is 127.0.0.1, where it then binds every server (Ray's
         # switch for a local-only Ray; read when Ray is first imported, so set before that)
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    from .runner import run_on_ray
+    from .progress import Stop  # imports Ray
+
+    sweep_dir = Path(a.results) / sweep.name
+    (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(sweep.path, sweep_dir / "sweep.yaml")
+    write_plan(sweep_dir, planned)
+    t0, table = time.time(), None
+    Stop.install()
+    try:
+        prepare_data(sweep, trials, Path(a.data_root), a.cache)
+        from .runner import run_on_ray
+
+        print(
+            f"sweep {sweep.name}: {len(trials)} trials on Ray "
+            f"({'cluster ' + a.address if a.address else 'local'}) -> {sweep_dir}\n"
+            f"sweep {sweep.name}: curves as trials run: tensorboard --logdir {sweep_dir / 'trials'}",
+            flush=True,
+        )
+        table = run_on_ray(
+            sweep,
+            trials,
+            sweep_dir,
+            a.address,
+            a.num_cpus,
+            a.num_gpus,
+            bar=a.progress_bar,
+            wait_for_resources=a.wait_for_resources,
+        )
+    except (SweepError, ValueError) as e:
+        print(f"sweep: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a signal before Tune ran, or a second one
+        Stop.signal = Stop.signal or "SIGINT"
+    return summary(sweep, sweep_dir, trials, table, time.time() - t0)
+
+
+def summary(sweep: Sweep, sweep_dir: Path, trials: list[Trial], table, seconds: float) -> int:
+    """The sweep's last line, and its exit status (see run)."""
+    from .progress import Stop
     from .table import write_table
 
-    print(
-        f"sweep {sweep.name}: {len(trials)} trials on Ray "
-        f"({'cluster ' + a.address if a.address else 'local'}) -> {sweep_dir}\n"
-        f"sweep {sweep.name}: curves as trials run: tensorboard --logdir {sweep_dir / 'trials'}",
-        flush=True,
-    )
-    run_on_ray(sweep, trials, sweep_dir, a.address, a.num_cpus, a.num_gpus, bar=a.progress_bar)
-    table = write_table(sweep_dir)
+    table = write_table(sweep_dir) if table is None else table
     mine = table[table.trial.isin({t.name for t in trials})]
     done, failed = (mine.status == "finished").sum(), (mine.status == "failed").sum()
+    counts = f"{done}/{len(trials)} finished, {failed} failed"
+    if Stop.signal:
+        print(
+            f"sweep {sweep.name}: stopped by {Stop.signal}: {counts}; the same command continues it "
+            f"({sweep_dir / 'trials.csv'})",
+            flush=True,
+        )
+        return 128 + getattr(signal, Stop.signal)
     mean = mine.accuracy.mean() if done else float("nan")
     print(
-        f"sweep {sweep.name}: {done}/{len(trials)} finished, {failed} failed, mean accuracy {mean:.4f}, "
-        f"{(time.time() - t0) / 60:.1f} min -> {sweep_dir / 'trials.csv'}"
-        f"{synthetic_note(bool(sweep.synthetic))}"
+        f"sweep {sweep.name}: {counts}, mean accuracy {mean:.4f}, {seconds / 60:.1f} min -> "
+        f"{sweep_dir / 'trials.csv'}{synthetic_note(bool(sweep.synthetic))}"
     )
-    return 0 if done == len(trials) else 1  # failed, or neither finished nor failed (stopped)
+    return 0 if done == len(trials) else 1  # failed, or neither finished nor failed
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -20,40 +21,59 @@ import time
 from pathlib import Path
 
 from ray import tune
-from tqdm import tqdm
 
 from ..atomic import write_json_atomic
 from ..config import TrialConfig
-from .spec import Sweep, Trial
-from .table import write_table
+from .progress import Progress, Stop, ThisRun
+from .scale import InOrder
+from .spec import Sweep, SweepError, Trial
 
 
-def trainable(params: dict) -> None:
-    """Tune function trainable for one trial: params = {"trial": {"config", "out", "setting"}}."""
+def trainable(spec: dict) -> None:
+    """One trial on a Tune worker: spec = {"name", "setting", "out", "config"} (`planned`)."""
     import ray
 
     from ..runtime import configure_process
     from ..trial import run_trial
 
-    spec = params["trial"]
     cfg = TrialConfig.from_dict(spec["config"])
-    configure_process(cfg.threads)  # this worker process is the trial's
     out = Path(spec["out"])
+    if (out / "result.json").exists():  # finished before Tune's last snapshot of the sweep: nothing to do
+        return
+    configure_process(cfg.threads)  # this worker process is the trial's
     out.mkdir(parents=True, exist_ok=True)
     _note_attempt(out, spec["setting"], ray.get_runtime_context())
     try:
-        result = run_trial(cfg, out, lambda row, checkpoint: tune.report(row))
+        run_trial(cfg, out, lambda row, checkpoint: report_epoch(row))
     except Exception as e:
         write_json_atomic(out / "failed.json", {"error": f"{type(e).__name__}: {e}", "time": time.time()})
         raise
-    tune.report(
-        {
-            "epoch": cfg.epochs,
-            "accuracy": result["accuracy"],
-            "optimistic_accuracy": result["optimistic_accuracy"],
-            "done": True,
+
+
+def planned(trials: list[Trial], sweep_dir: Path, threads: int) -> dict[str, dict]:
+    """Each trial's spec for the trainable, by name."""
+    return {
+        t.name: {
+            "name": t.name,
+            "setting": t.setting,
+            "out": str((sweep_dir / "trials" / t.name).resolve()),
+            "config": t.config.replace(threads=threads).to_dict(),
         }
-    )
+        for t in trials
+    }
+
+
+def run_planned(params: dict, run, plan: dict[str, dict]) -> None:
+    """Tune's function trainable: `params["trial"]` names the trial, `plan` (passed once to the
+    workers by tune.with_parameters) holds its spec."""
+    run(plan[params["trial"]])
+
+
+def report_epoch(row: dict) -> None:
+    """What Tune hears of an epoch: its number (the trial's own files hold every metric). Tune keeps
+    running statistics of each key it is given, in memory and in every snapshot of the sweep's
+    state, for every trial."""
+    tune.report({"epoch": row["epoch"]})
 
 
 def _note_attempt(out: Path, setting: str, ctx) -> None:
@@ -90,9 +110,14 @@ def init_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | N
     # progress stays one line per trial: trial output goes to Ray's logs, not the driver;
     # errors land in each trial's failed.json and in trials.csv
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Tune's own TensorBoard files (and its hint, which points under /tmp/ray) hold none of our
-    # curves: each trial writes its events into its own directory; Tune keeps its CSV/JSON logs
+    # Tune's own TensorBoard, CSV and JSON files (and its hint, which points under /tmp/ray) hold
+    # none of our curves: each trial writes its metrics and events into its own directory
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Tune's own words on an interrupted or partly failed run ("Trials did not complete: [every
+    # trial]", how to restore): the sweep's last line says what finished and how to continue
+    logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
+    # ... and, at the run's end, that no trial has Tune's metric files (there are none, see above)
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     else:
@@ -106,77 +131,36 @@ def init_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | N
     secure_ray_token()
 
 
-class Progress(tune.Callback):
-    """The sweep's progress: one bar (trials ended of all, finished, failed, running, ETA) on a
-    terminal, one line per ended trial with the same counts wherever the output goes (a Slurm
-    log), and the tidy table kept current."""
-
-    def __init__(self, sweep_dir: Path, total: int, done_before: int = 0, bar: bool | None = None):
-        self.sweep_dir, self.total, self.t0 = Path(sweep_dir), total, time.time()
-        self.finished, self.failed, self.running, self.before = done_before, 0, 0, done_before
-        self.bar = tqdm(
-            total=total,
-            initial=done_before,
-            desc="sweep",
-            unit="trial",
-            file=sys.stderr,
-            disable=None if bar is None else not bar,
-            dynamic_ncols=True,
-        )
-        self._postfix()
-
-    def _postfix(self) -> None:
-        self.bar.set_postfix_str(f"{self.finished} finished, {self.failed} failed, {self.running} running")
-
-    def _eta(self) -> str:
-        ended = self.finished + self.failed - self.before
-        left = self.total - self.finished - self.failed
-        return "" if not ended or not left else f", ETA {(time.time() - self.t0) / ended * left / 60:.1f} min"
-
-    def on_step_end(self, iteration, trials, **info):
-        running = sum(t.status == "RUNNING" for t in trials)
-        if running != self.running:
-            self.running = running
-            self._postfix()
-
-    def _line(self, trial, what: str) -> None:
-        name = trial.config["trial"]["name"]
-        acc = trial.last_result.get("accuracy")
-        tail = f"accuracy {acc:.4f}" if acc is not None and what == "finished" else what
-        self.running = max(0, self.running - 1)
-        self._postfix()
-        self.bar.update(1)
-        ended = self.finished + self.failed
-        tqdm.write(
-            f"[{ended}/{self.total}] {name}: {tail} ({(time.time() - self.t0) / 60:.1f} min; "
-            f"{self.finished} finished, {self.failed} failed, {self.running} running{self._eta()})",
-            file=sys.stdout,
-        )
-        sys.stdout.flush()
-        write_table(self.sweep_dir)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self.finished += 1
-        self._line(trial, "finished")
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self.failed += 1
-        out = Path(trial.config["trial"]["out"])
-        if not (out / "failed.json").exists():  # failed in Tune, outside the trainable: say so there
-            error = f"Ray Tune: {trial.get_error() or 'see ' + str(trial.error_file)}"
-            write_json_atomic(out / "failed.json", {"error": error.strip()[-2000:], "time": time.time()})
-        self._line(trial, "FAILED (error in trials.csv)")
-
-    def on_experiment_end(self, trials, **info):
-        self.running = 0
-        self._postfix()
-        self.bar.close()
+def trial_name(trial) -> str:
+    """A Tune trial's name and folder: the rsnet trial's name."""
+    return trial.config["trial"]
 
 
 def experiment_name(trials: list[Trial]) -> str:
     """Tune experiment per trial list: editing the sweep file starts a new experiment, whose
     already-finished trials then return at once from their result files."""
     return "tune-" + hashlib.sha256("\n".join(t.name for t in trials).encode()).hexdigest()[:10]
+
+
+def check_resources(sweep: Sweep, nodes: list[dict]) -> None:
+    """Per-trial resources that none of `nodes` (Ray's resource dicts: CPU, GPU) can hold are an
+    error naming them: Tune would wait for them forever."""
+    cpu, gpu = sweep.resources["cpu"], sweep.resources["gpu"]
+    if any(r.get("CPU", 0) >= cpu and r.get("GPU", 0) >= gpu for r in nodes):
+        return
+    have = "; ".join(f"{r.get('CPU', 0):g} CPU, {r.get('GPU', 0):g} GPU" for r in nodes) or "none alive"
+    raise SweepError(
+        f"{sweep.path}: resources {{cpu: {cpu:g}, gpu: {gpu:g}}} per trial, but no node of this Ray has that "
+        f"(nodes: {have}); ask for less in the sweep file's resources, offer GPUs (--num-gpus on a local Ray), "
+        "or let an autoscaling cluster grow (--wait-for-resources)"
+    )
+
+
+def local_node(num_cpus: int | None, num_gpus: int | None) -> dict:
+    """What a local Ray started with these options offers (Ray counts the GPUs CUDA sees)."""
+    import torch
+
+    return {"CPU": num_cpus or os.cpu_count(), "GPU": torch.cuda.device_count() if num_gpus is None else num_gpus}
 
 
 def run_on_ray(
@@ -188,50 +172,53 @@ def run_on_ray(
     num_gpus: int | None = None,
     fresh: bool = False,
     bar: bool | None = None,
+    wait_for_resources: bool = False,
+    trainable_fn=trainable,
+    callbacks: list | tuple = (),
 ):
-    """Run the trials (restoring the Tune experiment of an earlier run of the same list);
-    `bar`: the progress bar on (True), off (False) or on a terminal only (None)."""
+    """Run the trials (restoring the Tune experiment of an earlier run of the same list) and
+    return the sweep's table; `bar`: the progress bar on (True), off (False) or on a terminal
+    only (None); without `wait_for_resources`, resources no node has are a SweepError;
+    `trainable_fn` and extra Tune `callbacks`: for benchmarks of the driver (bench/sweep_scale.py)."""
+    if not (address or wait_for_resources):  # before starting a local Ray for nothing
+        check_resources(sweep, [local_node(num_cpus, num_gpus)])
     init_ray(address, num_cpus, num_gpus)
+    Stop.install()  # after ray.init, whose SIGTERM handler would exit with Ray's stack traces
+    if not wait_for_resources:
+        import ray
+
+        check_resources(sweep, [n["Resources"] for n in ray.nodes() if n["Alive"]])
     storage = (sweep_dir / "ray").resolve()
     name = experiment_name(trials)
     res = {"cpu": sweep.resources["cpu"], "gpu": sweep.resources["gpu"]}
-    fn = tune.with_resources(trainable, res)
+    plan = planned(trials, sweep_dir, threads=max(1, int(res["cpu"])))
+    fn = tune.with_resources(tune.with_parameters(run_planned, run=trainable_fn, plan=plan), res)
     path = str(storage / name)
-    restoring = not fresh and tune.Tuner.can_restore(path)
-    # a restored experiment does not run its finished trials again: the bar starts past them
-    before = sum((sweep_dir / "trials" / t.name / "result.json").exists() for t in trials) if restoring else 0
-    callbacks = [
-        Progress(sweep_dir, len(trials), before, bar),
-        tune.logger.CSVLoggerCallback(),
-        tune.logger.JsonLoggerCallback(),
-    ]
-    if restoring:
+    progress = Progress(sweep_dir, trials, bar)
+    ThisRun.current = [progress, *callbacks]
+    if not fresh and tune.Tuner.can_restore(path):
         print(f"sweep: resuming the Tune experiment in {path}")
         tuner = tune.Tuner.restore(path, trainable=fn, resume_errored=True)
     else:
-        space = [
-            {
-                "name": t.name,
-                "setting": t.setting,
-                "out": str((sweep_dir / "trials" / t.name).resolve()),
-                "config": t.config.replace(threads=max(1, int(res["cpu"]))).to_dict(),
-            }
-            for t in trials
-        ]
         tuner = tune.Tuner(
             fn,
-            param_space={"trial": tune.grid_search(space)},
+            param_space={"trial": tune.grid_search(list(plan))},  # Tune's config holds only the name
             tune_config=tune.TuneConfig(
+                scheduler=InOrder(),
                 reuse_actors=True,  # a worker process serves trial after trial
-                trial_name_creator=lambda t: t.config["trial"]["name"],
-                trial_dirname_creator=lambda t: t.config["trial"]["name"],
+                trial_name_creator=trial_name,  # named functions: Tune stores them with every trial
+                trial_dirname_creator=trial_name,
             ),
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=str(storage),
                 verbose=0,
-                callbacks=callbacks,
+                callbacks=[ThisRun()],  # no Tune loggers: each trial's own files hold its metrics
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
             ),
         )
-    return tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        progress.close()
+    return progress.table.flush()

@@ -1,0 +1,35 @@
+"""Ray Tune at the paper's scale (4,590 trials in one sweep): a cost of Tune's that grew with the
+number of trials, measured by bench/sweep_scale.py, and what rsnet passes Tune instead.
+
+(The other such cost is in runner.run_on_ray: Tune deep-copies a grid's whole spec for every trial
+it creates, so the grid holds only the trials' names and tune.with_parameters their specs.)"""
+
+from __future__ import annotations
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler
+
+
+class InOrder(FIFOScheduler):
+    """Tune's first-in-first-out scheduler, but without rereading the trials that have ended.
+    FIFOScheduler looks through every trial from the first for one to start, at every step of
+    Tune's loop (every epoch any trial reports), and the ended trials stay at the front: the
+    driver's cost per trial grew with the trials that had ended. An ended trial does not start
+    again within a run, so the front of the list that has ended is skipped, and remembered only
+    in this process (a restored sweep may resume them)."""
+
+    def __init__(self):
+        super().__init__()
+        self._ended = 0
+
+    def __getstate__(self):
+        return {**self.__dict__, "_ended": 0}
+
+    def choose_trial_to_run(self, tune_controller):
+        trials = tune_controller.get_trials()
+        while self._ended < len(trials) and trials[self._ended].status == Trial.TERMINATED:
+            self._ended += 1
+        rest = trials[self._ended :]
+        return next((t for t in rest if t.status == Trial.PENDING), None) or next(
+            (t for t in rest if t.status == Trial.PAUSED), None
+        )
