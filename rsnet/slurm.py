@@ -2,11 +2,13 @@
 
 The same launcher as `sbatch slurm/launch_ray.sh FILE`: submitit only adds the cluster
 options (partition, nodes, GPUs, time, CPUs) and requeues the job if Slurm preempts it or its
-time runs out (the sweep then resumes). The sweep's own arguments are passed through.
+time runs out (the sweep then resumes). Every other option of the sweep command is passed
+through (`forwarded`).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 from pathlib import Path
@@ -26,6 +28,33 @@ class LaunchRay(submitit.helpers.Checkpointable):
     def __call__(self) -> int:
         subprocess.run(["bash", str(LAUNCHER), self.sweep_file, *self.args], check=True)
         return 0
+
+
+def forwarded(a: argparse.Namespace) -> list[str]:
+    """The sweep command's own options for the job's sweep command: every option of its parser
+    whose value is not its default, except the sweep file and --grid (the launcher's first
+    argument), --address (the job's Ray is the launcher's) and the Slurm group's. Checked by
+    parsing them back."""
+    from .sweep.__main__ import parser
+
+    ap = parser()
+    skip = {"file", "grid", "address", *ap.slurm_options}
+    out = []
+    for action in ap._actions:  # argparse's list of the parser's options, in their order
+        if action.dest in skip or not action.option_strings or action.dest not in vars(a):
+            continue
+        value = getattr(a, action.dest)
+        if value == action.default:
+            continue
+        flag = action.option_strings[0]
+        if action.nargs == 0:  # a switch: --x, or --x / --no-x
+            out.append(flag if value else next(s for s in action.option_strings if s.startswith("--no-")))
+        else:
+            out += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
+    back = vars(ap.parse_args(["sweep.yaml", *out]))
+    if lost := sorted(k for k, v in vars(a).items() if k not in skip and back[k] != v):
+        raise RuntimeError(f"--slurm would not forward {', '.join(lost)}")
+    return out
 
 
 def submit_sweep(sweep, a) -> int:
@@ -52,16 +81,7 @@ def submit_sweep(sweep, a) -> int:
     if a.partition:
         params["slurm_partition"] = a.partition
     ex.update_parameters(**params)
-    forwarded = []
-    for flag, value in (
-        ("--epochs", a.epochs),
-        ("--max-trials", a.max_trials),
-        ("--synthetic-size", a.synthetic_size),
-        ("--num-cpus", a.num_cpus),
-    ):
-        if value is not None:
-            forwarded += [flag, str(value)]
-    job = ex.submit(LaunchRay(str(Path(sweep.path).resolve()), forwarded))
+    job = ex.submit(LaunchRay(str(Path(sweep.path).resolve()), forwarded(a)))
     print(
         f"sweep {sweep.name}: submitted job {job.job_id} (slurm); results -> {results / sweep.name}; "
         f"logs -> {logs}/{job.job_id}_0_log.out"

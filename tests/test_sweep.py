@@ -107,6 +107,28 @@ def test_bad_sweep_files_name_the_file_and_key(tmp_path, text, match):
     assert str(f) in str(e.value)
 
 
+def test_slurm_forwards_every_option_of_the_sweep_command_but_its_own():
+    """Every option set here differs from its default (checked: a new option not set here fails),
+    and each arrives in the job's sweep command; the Slurm group's, the file and --address do not."""
+    from rsnet.slurm import forwarded
+    from rsnet.sweep.__main__ import parse_args, parser
+
+    argv = [str(TINY), "--data-root", "d", "--results", "r", "--cache", "c", "--address", "auto"]
+    argv += ["--num-cpus", "3", "--num-gpus", "1", "--wait-for-resources", "--dry-run", "--resume"]
+    argv += ["--no-progress-bar", "--max-trials", "4", "--epochs", "2", "--folds", "1", "2"]
+    argv += ["--synthetic-size", "tiny", "--synthetic-seed", "3"]
+    argv += ["--slurm", "--partition", "gpu", "--nodes", "2", "--gpus-per-node", "1", "--cpus-per-task", "4"]
+    argv += ["--time", "60", "--wait"]
+    a, ap = parse_args(argv), parser()
+    own = {"file", "grid", "address", *ap.slurm_options}
+    defaults = vars(ap.parse_args(["x.yaml"]))
+    assert {k for k, v in vars(a).items() if v != defaults[k]} >= set(vars(a)) - own - {"grid"}
+    sent = forwarded(a)
+    back = vars(ap.parse_args(["x.yaml", *sent]))
+    assert {k: back[k] for k in set(vars(a)) - own} == {k: v for k, v in vars(a).items() if k not in own}
+    assert not {"--slurm", "--partition", "--nodes", "--time", "--wait", "--address", str(TINY)} & set(sent)
+
+
 def test_cli_reports_a_bad_file_before_running(tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text("defaults: {epochz: 3}\n")
