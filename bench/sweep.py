@@ -16,6 +16,7 @@ machine without CUDA, --num-gpus offers Ray logical GPUs (the trials then run on
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -90,7 +91,7 @@ def main() -> None:
         run_trial(t.config, out / "results" / "serial" / t.name)
     serial = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    t0, t_ray = time.perf_counter(), time.time()
     subprocess.run(
         [sys.executable, "-m", "rsnet.sweep", str(sweep), "--results", str(out / "results" / "ray"), *common],
         check=True,
@@ -102,6 +103,25 @@ def main() -> None:
     print(f"serial: {serial:.1f} s   ray: {ray_wall:.1f} s (including Ray's start and stop)")
     print(f"ray / serial: {ray_wall / serial:.2f} (target <= 0.6)")
     print(f"Ray overhead: {(ray_wall * cores - serial) / len(trials):.2f} core-seconds per trial")
+    # split: what each trial costs under Ray (its own time over the serial one, the gap before
+    # the next on its worker) and what the sweep pays once (start: command to first trial; stop)
+    runs = []
+    for t in trials:
+        d = out / "results" / "ray" / "bench" / "trials" / t.name
+        start = json.loads((d / "sweep_trial.json").read_text())["attempts"][0]["time"]
+        runs.append((start, (d / "result.json").stat().st_mtime))
+    own = sum(e - s for s, e in runs)
+    ends = sorted(e for _, e in runs)
+    gaps = [s - max([e for e in ends if e <= s], default=s) for s, _ in sorted(runs)[cores:]]
+    first, last = min(s for s, _ in runs), max(ends)
+    print(
+        f"  per trial: {(own - serial) / len(trials):+.2f} s of its own time against serial, "
+        f"{sum(gaps) / max(1, len(gaps)):.2f} s between trials on a worker"
+    )
+    print(
+        f"  once per sweep: {first - t_ray:.1f} s from the command to the first trial (imports, caches, "
+        f"Ray's start, a worker's start), {t_ray + ray_wall - last:.1f} s after the last (Ray's stop)"
+    )
 
 
 if __name__ == "__main__":

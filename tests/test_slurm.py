@@ -141,6 +141,8 @@ def test_submitit_submits_the_same_launcher(slurm, tmp_path):
             "1",
             "--max-trials",
             "2",
+            "--folds",  # forwarded to the job like every option of the command (test_sweep.py)
+            "2",
             "--slurm",
             "--cpus-per-task",
             "2",
@@ -157,7 +159,7 @@ def test_submitit_submits_the_same_launcher(slurm, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "submitted job" in p.stdout and str(tmp_path / "results" / "tiny") in p.stdout
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
-    assert len(table) == 2 and (table.status == "finished").all()
+    assert len(table) == 2 and (table.status == "finished").all() and (table.fold == 2).all()
     job = p.stdout.split("submitted job ", 1)[1].split()[0]
     wait_for(lambda: no_ray_left(job), 60)
     shutil.rmtree(f"/tmp/rsnet-{job}", ignore_errors=True)
