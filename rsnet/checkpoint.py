@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_path
+from .model.plugins import source as variant_source
 
 
 def save_checkpoint(path: Path, model, optimizer, state: dict, cfg) -> None:
@@ -17,6 +18,7 @@ def save_checkpoint(path: Path, model, optimizer, state: dict, cfg) -> None:
         "state": state,
         "torch_rng": torch.get_rng_state(),
         "config": cfg.to_dict(),
+        "variant_source": variant_source(cfg.variant),
     }
     if torch.cuda.is_available():
         blob["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -25,7 +27,8 @@ def save_checkpoint(path: Path, model, optimizer, state: dict, cfg) -> None:
 
 def save_weights(path: Path, model, cfg, epoch: int) -> None:
     """Model weights and config only (the validation-selected model, for rsnet.predict)."""
-    _torch_save_atomic({"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epoch}, path)
+    blob = {"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epoch}
+    _torch_save_atomic({**blob, "variant_source": variant_source(cfg.variant)}, path)
 
 
 def _torch_save_atomic(blob: dict, path: Path) -> None:

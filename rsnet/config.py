@@ -15,7 +15,8 @@ from .data.adapters import adapter_options
 from .data.preprocess import CROPS, PrepConfig
 from .data.splits import MMI_FOLDS, N_FOLDS, SPLITS, folds_for, parse_split
 from .loss import WEIGHTINGS
-from .model import VARIANTS, SmileNet, build_model
+from .model import VARIANTS, SmileNet, build_model, plugins
+from .model.variants import VALID_NOTE
 
 TEMPORAL_CONTROLS = ("none", "shuffle", "single_frame")
 # Every field declares one role; every list of fields elsewhere (a trial's identity, the report's
@@ -81,8 +82,8 @@ class TrialConfig:
 
         if self.dataset not in N_FOLDS:
             bad("dataset", self.dataset, ", ".join(N_FOLDS))
-        if self.variant not in VARIANTS:
-            bad("variant", self.variant, ", ".join(VARIANTS))
+        if self.variant not in VARIANTS and not plugins.is_plugin(self.variant):
+            bad("variant", self.variant, VALID_NOTE)
         if self.loss_weighting not in WEIGHTINGS:
             bad("loss_weighting", self.loss_weighting, ", ".join(WEIGHTINGS))
         if self.split not in SPLITS:

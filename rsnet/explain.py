@@ -29,6 +29,23 @@ from .provenance import synthetic_title
 TSNE_PIXELS = 600
 
 
+NEEDS = {  # what each method reads of a model beyond the forward contract
+    "cam": ("encoder", "per-frame `encoder` module (Score-CAM masks the frames with its feature maps)"),
+    "tsne": ("embed", "`embed(frames, lengths)` method giving (B, D) features"),
+}
+
+
+def can_serve(model, cfg, method: str) -> None:
+    """A ValueError naming what `method` needs when the model (a researcher's variant) lacks it."""
+    attr, what = NEEDS[method]
+    if not hasattr(model, attr):
+        others = [m for m, (a, _) in NEEDS.items() if m != method and hasattr(model, a)]
+        raise ValueError(
+            f"explain {method}: the model of variant {cfg.variant} has no {what}"
+            + (f"; it can serve: explain {', '.join(others)}" if others else "; it can serve neither cam nor tsne")
+        )
+
+
 @torch.no_grad()
 def score_cam(model, crops: np.ndarray) -> tuple[np.ndarray, float]:
     """Score-CAM over the per-frame encoder's (the FPN's) K feature maps of one clip.
@@ -102,6 +119,7 @@ def tsne_figure(trial_dir: Path, out: Path) -> Path:
     from .trial import load_data
 
     model, cfg = load_trained(trial_dir)
+    can_serve(model, cfg, "tsne")
     _, _, test, facts = load_data(cfg)
     if len(test) < 3:
         raise ValueError(f"{trial_dir}: a t-SNE needs at least 3 test videos; this fold has {len(test)}")
@@ -127,6 +145,7 @@ def tsne_figure(trial_dir: Path, out: Path) -> Path:
 
 def cam_images(inputs, checkpoint, out: Path, n_frames: int, cell: int, image_fps: float) -> tuple[int, int]:
     model, cfg = load_trained(checkpoint)
+    can_serve(model, cfg, "cam")
     out.mkdir(parents=True, exist_ok=True)
     ok = failed = 0
     for path, kind in expand_inputs(inputs):

@@ -25,6 +25,7 @@ from .batching import collate
 from .checkpoint import read_checkpoint
 from .config import TrialConfig
 from .data.preprocess import IMAGE_SUFFIXES, PreprocessError, preprocess_video
+from .model.plugins import VariantError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".m4v", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
 LABELS = {1: "spontaneous", 0: "posed"}
@@ -48,7 +49,15 @@ def load_trained(path) -> tuple[torch.nn.Module, TrialConfig]:
             f"plain containers ({str(e).splitlines()[0][:160]})"
         ) from e
     cfg = TrialConfig.from_saved(blob["config"], str(ckpt))
-    model = cfg.model()
+    try:
+        model = cfg.model()
+    except VariantError as e:  # a researcher's variant this environment lacks
+        src = blob.get("variant_source") or {}
+        need = f"{src['distribution']}=={src['version']}" if src.get("distribution") else "the package that provides it"
+        raise VariantError(
+            f"{ckpt}: trained with the variant {cfg.variant} (builder {src.get('builder', cfg.variant)}); "
+            f"install {need} to load it ({e})"
+        ) from e
     model.load_state_dict(blob["model"])
     return model.eval(), cfg
 

@@ -13,6 +13,7 @@ import typing
 
 from .config import TrialConfig
 from .data import DatasetError
+from .model import plugins
 from .provenance import synthetic_note
 from .runtime import configure_process
 from .trial import TrialError, run_trial
@@ -43,6 +44,8 @@ def main(argv=None) -> int:
     out = args.pop("out")
     try:
         cfg = TrialConfig(**args).validate()
+        if plugins.is_plugin(cfg.variant):  # a researcher's: held to the forward contract first
+            plugins.check_contract(cfg.model(), cfg.channels, cfg.resolution)
         configure_process(cfg.threads)
         result = run_trial(cfg, out, report=_print_epoch, progress=True)
     except (ValueError, DatasetError, TrialError) as e:

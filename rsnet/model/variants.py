@@ -20,6 +20,7 @@ from typing import Callable
 
 from torch import nn
 
+from . import plugins
 from .blocks import (
     ClassificationBlock,
     ConvLSTM,
@@ -108,6 +109,9 @@ VARIANTS: dict[str, Callable[..., SmileNet]] = {
 }
 
 
+VALID_NOTE = f"{', '.join(VARIANTS)}, 'package.module:builder', or a name registered in {plugins.GROUP}"
+
+
 def build_model(
     variant: str = "full",
     in_channels: int = 3,
@@ -117,20 +121,23 @@ def build_model(
 ) -> SmileNet:
     """Build a model variant by name.
 
-    variant: one of VARIANTS; in_channels: 1 (gray) or 3 (colour); resolution: face crop side
+    variant: one of VARIANTS, 'package.module:builder' or a name registered in the entry-point
+    group rsnet.variants (`plugins`); in_channels: 1 (gray) or 3 (colour); resolution: face crop side
     (48 default, 64/96/112 for Fig. 6); forget_bias: initial ConvLSTM forget-gate bias (None
     keeps PyTorch's default initialisation, as the authors'); fpn_dropout: the FPN's per-frame
     Dropout2d (0 the paper's text, 0.2 the authors' model; variants without an FPN ignore it).
     See `SmileNet` for the forward contract.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    if variant not in VARIANTS and not plugins.is_plugin(variant):
+        raise plugins.VariantError(f"unknown variant {variant!r}; valid: {VALID_NOTE}")
     if in_channels not in (1, 3):
         raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
     if resolution % 8 or resolution < 24:
         raise ValueError(f"{RESOLUTIONS_NOTE}; got {resolution}")
     if not 0.0 <= fpn_dropout < 1.0:
         raise ValueError(f"fpn_dropout must be in [0, 1), got {fpn_dropout}")
+    if variant not in VARIANTS:  # a researcher's (plugins.py): the options above are rsnet's own
+        return plugins.build(variant, in_channels, resolution)
     return VARIANTS[variant](
         in_channels=in_channels, resolution=resolution, forget_bias=forget_bias, fpn_dropout=fpn_dropout
     )

@@ -32,6 +32,7 @@ from scipy import stats
 
 from ..config import CELL_FIELDS
 from ..data.splits import folds_for
+from ..model import VARIANTS
 
 # a cell: one sweep's setting with every field that can change a result equal, but fold and seed
 CELL = ["sweep", "setting", *CELL_FIELDS]
@@ -73,6 +74,11 @@ def distinguishing(cells: pd.DataFrame, shown: list[str], among: pd.DataFrame | 
     return pd.Series([varying.get(k, []) for k in zip(cells.sweep, cells.setting)], index=cells.index, dtype=object)
 
 
+def is_user_variant(row) -> bool:
+    """A researcher's model (rsnet.model.plugins), not one of the shipped variants."""
+    return isinstance(row.get("variant"), str) and row["variant"] not in VARIANTS
+
+
 def labels(cells: pd.DataFrame, shown: list[str], extra=None, among: pd.DataFrame | None = None) -> pd.Series:
     """Each row's setting followed by the values that tell it apart (`distinguishing`) and any
     `extra(row)` fields: 'full', 'full (crop box)'."""
@@ -80,7 +86,9 @@ def labels(cells: pd.DataFrame, shown: list[str], extra=None, among: pd.DataFram
     out = []
     for (_, row), varying in zip(cells.iterrows(), fields):
         names = list(dict.fromkeys([*varying, *(extra(row) if extra else [])]))
-        out.append(str(row.setting) + (f" ({', '.join(f'{c} {say(row[c])}' for c in names)})" if names else ""))
+        said = [f"{c} {say(row[c])}" for c in names if not (c == "variant" and is_user_variant(row))]
+        said += [f"user variant {row.variant}"] if is_user_variant(row) else []
+        out.append(str(row.setting) + (f" ({', '.join(said)})" if said else ""))
     return pd.Series(out, index=cells.index, dtype=object)
 
 

@@ -97,6 +97,20 @@ def _method_lines(made: list[Table]) -> list[str]:
     return [f"- **{n}**: {known[n]}" for n in dict.fromkeys(named) if n in known]
 
 
+def _user_variant_lines(trials: pd.DataFrame) -> list[str]:
+    """A sentence per researcher's variant (rsnet.model.plugins): its builder's docstring."""
+    from ..model import VARIANTS, plugins
+
+    lines = []
+    for v in sorted(set(trials.get("variant", pd.Series(dtype=object)).dropna()) - set(VARIANTS)):
+        try:
+            said = plugins.describe(v) or "(its builder has no docstring)"
+        except plugins.VariantError as e:
+            said = f"(not importable where this report ran: {e})"
+        lines.append(f"- **user variant `{v}`**: {said}")
+    return lines
+
+
 def _index(out: Path, sweeps, trials: pd.DataFrame, made: list[Table], pngs: list[Path], synthetic: bool) -> None:
     title = synthetic_title("rsnet report", synthetic)
     lines = [f"# {title}", "", f"Written {time.strftime('%Y-%m-%d %H:%M')} from {len(sweeps)} sweep(s).", ""]
@@ -127,7 +141,7 @@ def _index(out: Path, sweeps, trials: pd.DataFrame, made: list[Table], pngs: lis
         "",
     ]
     lines += ["## How the numbers are computed", "", DEFINITIONS, ""]
-    lines += ["## Methods", "", *_method_lines(made), ""]
+    lines += ["## Methods", "", *_method_lines(made), *_user_variant_lines(trials), ""]
     for t in made:
         body = t.df.to_markdown(index=False) if len(t.df) else "(no trials of this kind in these results)"
         lines += [f"## {t.full_title}", "", body, ""]

@@ -29,6 +29,7 @@ import yaml
 
 from ..config import SETTABLE_FIELDS, SWEEP_DEFAULT_FIELDS, TrialConfig
 from ..data.splits import folds_for
+from ..model import VARIANTS
 
 TOP_KEYS = {"name", "description", "defaults", "axes", "resources", "max_failures", "synthetic"}
 # what a sweep may vary (axes, settings) and set for every trial (defaults): from the fields' roles
@@ -187,8 +188,39 @@ def load_sweep(path) -> Sweep:
     if not isinstance(max_failures, int) or max_failures < 0:
         raise SweepError(f"{path}: max_failures must be an integer >= 0")
     sweep = Sweep(str(name), path, raw.get("description", ""), defaults, axes, resources, max_failures, synthetic)
-    sweep.trials("/")  # validates every value before anything runs
+    check_variants(sweep, sweep.trials("/"))  # validates every value before anything runs
     return sweep
+
+
+def variant_keys(sweep: Sweep) -> list[tuple[str, str]]:
+    """(key, value) for every place the sweep file names a variant."""
+    out = [("defaults.variant", sweep.defaults["variant"])] if "variant" in sweep.defaults else []
+    out += [("axes.variant", v) for v in sweep.axes.get("variant", [])]
+    settings = sweep.axes.get("setting", {})
+    out += [(f"axes.setting.{n}.variant", o["variant"]) for n, o in settings.items() if "variant" in o]
+    return out
+
+
+def check_variants(sweep: Sweep, trials: list[Trial]) -> None:
+    """Every researcher's variant (model.plugins) imported, built at each input shape its trials
+    use and held to the forward contract, before any trial starts."""
+    from ..model import plugins
+
+    for key, value in variant_keys(sweep):
+        if not isinstance(value, str) or value in VARIANTS:
+            continue
+        try:
+            plugins.resolve(value)
+        except plugins.VariantError as e:
+            raise SweepError(f"{sweep.path}: {key}: {value}: {e}") from e
+        for shape in sorted({(t.config.channels, t.config.resolution) for t in trials if t.config.variant == value}):
+            try:
+                plugins.check_contract(plugins.build(value, *shape), *shape)
+            except Exception as e:  # noqa: BLE001 - a researcher's code: whatever it raises, named
+                said = e if isinstance(e, plugins.VariantError) else f"{type(e).__name__}: {e}"
+                raise SweepError(
+                    f"{sweep.path}: {key}: {value}: {said} (built for {shape[0]} channels at {shape[1]} px)"
+                ) from e
 
 
 GRIDS = Path(__file__).resolve().parent / "grids"  # the shipped sweeps (package data; ./sweeps in a checkout)

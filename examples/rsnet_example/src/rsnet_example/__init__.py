@@ -1,0 +1,1 @@
+"""An example of a researcher's package for rsnet (see ../../README.md)."""
