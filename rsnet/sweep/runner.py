@@ -137,9 +137,12 @@ def trial_name(trial) -> str:
 
 
 def experiment_name(trials: list[Trial]) -> str:
-    """Tune experiment per trial list: editing the sweep file starts a new experiment, whose
-    already-finished trials then return at once from their result files."""
-    return "tune-" + hashlib.sha256("\n".join(t.name for t in trials).encode()).hexdigest()[:10]
+    """Tune experiment per trial list (and per form of Tune's trial config, so that an experiment
+    saved by an rsnet whose configs held the whole spec is never restored into this one): editing
+    the sweep file starts a new experiment, whose already-finished trials then return at once
+    from their result files."""
+    key = "\n".join(t.name for t in trials) + "\nTune's config: the trial's name"
+    return "tune-" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
 def check_resources(sweep: Sweep, nodes: list[dict]) -> None:
