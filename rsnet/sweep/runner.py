@@ -44,7 +44,7 @@ def trainable(spec: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     _note_attempt(out, spec["setting"], ray.get_runtime_context())
     try:
-        run_trial(cfg, out, lambda row, checkpoint: report_epoch(row))
+        run_trial(cfg, out, report_epoch)
     except Exception as e:
         write_json_atomic(out / "failed.json", {"error": f"{type(e).__name__}: {e}", "time": time.time()})
         raise
@@ -69,11 +69,13 @@ def run_planned(params: dict, run, plan: dict[str, dict]) -> None:
     run(plan[params["trial"]])
 
 
-def report_epoch(row: dict) -> None:
-    """What Tune hears of an epoch: its number (the trial's own files hold every metric). Tune keeps
-    running statistics of each key it is given, in memory and in every snapshot of the sweep's
-    state, for every trial."""
-    tune.report({"epoch": row["epoch"]})
+def report_epoch(row: dict, checkpoint: Path | None) -> None:
+    """What Tune hears of an epoch: its number (the trial's own files hold every metric), and only
+    for the epochs that wrote a checkpoint (every `checkpoint_every` and the last): a grid's
+    scheduler needs no more, and each report is an actor call whose bookkeeping the driver keeps
+    for the rest of the sweep, as Tune keeps running statistics of each key for every trial."""
+    if checkpoint is not None:
+        tune.report({"epoch": row["epoch"]})
 
 
 def _note_attempt(out: Path, setting: str, ctx) -> None:

@@ -99,7 +99,7 @@ class LiveTable:
         return self.rows[name]
 
     def epoch(self, name: str, epoch: int) -> None:
-        """A trial reported `epoch`: it is running (without reading its files)."""
+        """A trial reported `epoch` (a checkpoint epoch): it is running (without reading its files)."""
         row = self.rows.get(name)
         if row is not None and row.get("status") not in ("finished", "failed"):
             row.update(status="running", epochs_done=epoch)
