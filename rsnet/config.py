@@ -11,9 +11,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field, fields
 
-from .data.adapters import adapter_options
+from .data.adapters import adapter_options, dataset_problem
 from .data.preprocess import CROPS, PrepConfig
-from .data.splits import MMI_FOLDS, N_FOLDS, SPLITS, folds_for, parse_split
+from .data.splits import MMI_FOLDS, SPLITS, folds_for, parse_split
 from .loss import WEIGHTINGS
 from .model import VARIANTS, SmileNet, build_model, plugins
 from .model.variants import VALID_NOTE
@@ -31,7 +31,7 @@ ROLES = {
 }
 # fields added after results existed, left out of a trial's identity at the value that gives those
 # results, so that earlier trials keep their names (and resume)
-LATER_FIELDS = {"fpn_dropout": 0.2}
+LATER_FIELDS = {"fpn_dropout": 0.2, "n_folds": 10}
 
 
 def role(name: str, default):
@@ -50,6 +50,7 @@ class TrialConfig:
     # MMI, as dataset or cross target: selection CSV (default <root>/mmi_selection.csv); which sessions are evaluated
     mmi_selection: str = role("data", "")
     mmi_folds: str = role("data", "authors")  # MMI: the authors' 9 subject lists | balanced (greedy, any selection)
+    n_folds: int = role("data", 10)  # a corpus of one's own without folds: subject-disjoint folds built
     # model and loss
     variant: str = role("method", "full")
     loss_weighting: str = role("method", "balanced")
@@ -80,8 +81,10 @@ class TrialConfig:
         def bad(field, value, valid):
             raise ValueError(f"config field {field}: {value!r} is not valid; valid: {valid}")
 
-        if self.dataset not in N_FOLDS:
-            bad("dataset", self.dataset, ", ".join(N_FOLDS))
+        if problem := dataset_problem(self.dataset, self.root):
+            raise ValueError(f"config field dataset: {self.dataset!r} is not valid; {problem}")
+        if self.n_folds < 2:
+            bad("n_folds", self.n_folds, "integers >= 2")
         if self.variant not in VARIANTS and not plugins.is_plugin(self.variant):
             bad("variant", self.variant, VALID_NOTE)
         if self.loss_weighting not in WEIGHTINGS:
@@ -92,7 +95,7 @@ class TrialConfig:
             bad("mmi_folds", self.mmi_folds, ", ".join(MMI_FOLDS))
         if self.temporal_control not in TEMPORAL_CONTROLS:
             bad("temporal_control", self.temporal_control, ", ".join(TEMPORAL_CONTROLS))
-        valid_folds = folds_for(self.split, self.dataset)
+        valid_folds = folds_for(self.split, self.dataset, self.root, self.n_folds)
         if self.fold not in valid_folds:
             bad("fold", self.fold, valid_folds)
         if self.crop not in CROPS:

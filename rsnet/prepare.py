@@ -18,7 +18,11 @@ from .data.preprocess import CROPS
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m rsnet.prepare", description=__doc__.split("\n\n")[1])
-    ap.add_argument("--dataset", required=True, choices=list(ADAPTERS))
+    ap.add_argument(
+        "--dataset",
+        required=True,
+        help=f"{', '.join(ADAPTERS)}, an installed adapter's name, or any name whose --root holds a manifest.csv",
+    )
     ap.add_argument("--root", required=True, help="the dataset's root folder, as its owners ship it")
     ap.add_argument("--fps", type=float, default=5.0, help="frames sampled per second of video (default 5)")
     ap.add_argument("--res", type=int, default=48, help="face crop side in pixels (default 48)")

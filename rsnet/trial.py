@@ -79,7 +79,7 @@ def load_data(cfg: TrialConfig, progress: bool = False):
     """(train, val or None, test) ClipSets and facts about the data, from the cache."""
     prep = cfg.prep()
     cache = load_or_build(cfg.dataset, cfg.root, prep, cfg.cache or None, progress=progress, **cfg.listing(cfg.dataset))
-    videos = cache.videos.assign(fold=assign_folds(cfg.dataset, cache.videos, cfg.mmi_folds))
+    videos = cache.videos.assign(fold=assign_folds(cfg.dataset, cache.videos, cfg.mmi_folds, cfg.n_folds))
     usable = videos[videos.status == "ok"]
     target_cache, target = cache, None
     if cfg.target():

@@ -513,3 +513,28 @@ def test_published_numbers_are_the_papers_transcription():
         ], (table, row)
     cross = pd.read_csv(SHARED_PAPER / "published_cross_domain.csv", dtype=str)
     assert published_cross_domain()[["train", "test", "accuracy"]].equals(cross[["train", "test", "accuracy"]])
+
+
+def test_a_corpus_of_ones_own_gets_its_column_without_its_manifest_at_hand(tmp_path):
+    """A manifest corpus's sweep, reported where its data are not: its planned folds are expected,
+    its column stands beside the paper's four, and the published rows have none for it."""
+    out = tmp_path / "results" / "mine"
+    (out / "sweep.yaml").parent.mkdir(parents=True)
+    (out / "sweep.yaml").write_text("name: mine\naxes: {dataset: [mine], seed: [0]}\n")
+    plan = []
+    for fold, (videos, correct) in enumerate([(10, 9), (10, 7), (10, 8)], 1):
+        cfg = TrialConfig(dataset="mine", root="/elsewhere/mine", fold=fold, n_folds=4).to_dict()
+        name = f"mine_kfold_f{fold}_s0_full"
+        plan.append({"name": name, "setting": "", "config": cfg})
+        make_trial(out / "trials" / name, cfg, "", videos, correct, synthetic=False)
+    cfg = TrialConfig(dataset="mine", root="/elsewhere/mine", fold=4, n_folds=4).to_dict()
+    plan.append({"name": "mine_kfold_f4_s0_full", "setting": "", "config": cfg})  # planned, not run
+    (out / "plan.json").write_text(json.dumps({"trials": plan}))
+    report = build_report(tmp_path / "results")["out"]
+    seeds = pd.read_csv(report / "per_seed.csv")
+    assert list(seeds.folds_done) == [3] and list(seeds.folds_expected) == [4]
+    t2 = pd.read_csv(report / "table2.csv", dtype=str, keep_default_na=False)
+    assert list(t2.columns[-5:]) == ["uvanemo", "bbc", "mmi", "spos", "mine"]
+    assert set(t2[t2.source.str.startswith("published")].mine) == {"—"}
+    ours = t2[t2.source == "this run, pooled"]
+    assert len(ours) == 1 and ours.mine.iloc[0].startswith("80.0")

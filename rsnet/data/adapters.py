@@ -10,18 +10,22 @@ Each adapter returns a DataFrame with one row per video:
              reads each video's own rate from its container
     gender, age, age_group   where known (UvA-NEMO), else empty
 Each adapter's docstring and the README's Data section give the layout it reads, as the
-dataset's owners ship it. Missing or malformed files raise DatasetError naming the path and what
-was expected.
+dataset's owners ship it. Any other corpus: a manifest CSV (rsnet.data.manifest), or an
+installed package's adapter registered in the `rsnet.datasets` entry-point group (a function
+`(root, **options) -> DataFrame` with these columns, and `fold` where it gives its folds).
+Missing or malformed files raise DatasetError naming the path and what was expected.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
 from ..protocols import uvanemo_table
+from .manifest import MANIFEST, manifest_path, read_manifest
 
 COLUMNS = ["id", "path", "kind", "label", "subject", "fps", "gender", "age", "age_group"]
 UVANEMO_DETAILS = "UvA-NEMO_Smile_Database_File_Details.txt"
@@ -234,12 +238,63 @@ def adapter_options(dataset: str, mmi_selection: str | None = None) -> dict:
 
 
 ADAPTERS = {"uvanemo": list_uvanemo, "bbc": list_bbc, "mmi": list_mmi, "spos": list_spos}
+ENTRY_POINTS = "rsnet.datasets"  # installed packages' adapters: name = "package.module:function"
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # part of trial and cache names
+
+
+@lru_cache(maxsize=1)
+def registered() -> dict:
+    """Installed adapters: {name: entry point} of the `rsnet.datasets` group."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINTS)}
+
+
+def is_native(dataset: str) -> bool:
+    """One of the paper's four datasets, whose protocols rsnet ships."""
+    return dataset in ADAPTERS
+
+
+def dataset_problem(dataset: str, root) -> str | None:
+    """Why `dataset` at `root` cannot be read (None if it can): not one of the four, not an
+    installed adapter, and `root` holds no manifest."""
+    if is_native(dataset) or dataset in registered():
+        return None
+    if not DATASET_NAME.fullmatch(dataset):
+        return "a dataset's name is letters, digits, '_', '.' and '-'"
+    if manifest_path(root) is None:
+        installed = ", ".join(sorted(registered())) or "none installed"
+        return (
+            f"valid: {', '.join(ADAPTERS)}; an adapter of the {ENTRY_POINTS} entry-point group ({installed}); "
+            f"or any name whose root holds {MANIFEST} (root {str(root)!r} has none)"
+        )
+    return None
+
+
+def adapter_for(dataset: str, root):
+    """The function listing `dataset`'s videos: the paper's four, an installed adapter, or the
+    manifest reader when `root` holds a manifest."""
+    if is_native(dataset):
+        return ADAPTERS[dataset]
+    if dataset in registered():
+        try:
+            return registered()[dataset].load()
+        except Exception as e:
+            raise DatasetError(
+                f"dataset {dataset!r}: its adapter {registered()[dataset].value} does not load: {e}"
+            ) from e
+    if problem := dataset_problem(dataset, root):
+        raise DatasetError(f"unknown dataset {dataset!r}; {problem}")
+    return read_manifest
 
 
 def list_videos(dataset: str, root, **kw) -> pd.DataFrame:
-    """The videos of `dataset` under `root` (see module docstring for the columns)."""
-    if dataset not in ADAPTERS:
-        raise DatasetError(f"unknown dataset {dataset!r}; valid: {', '.join(ADAPTERS)}")
+    """The videos of `dataset` under `root` (see module docstring for the columns; a `fold`
+    column where the dataset gives its own folds)."""
+    adapter = adapter_for(dataset, root)
     if not Path(root).exists():
         raise DatasetError(f"{root}: dataset root for {dataset} does not exist")
-    return ADAPTERS[dataset](root, **kw)
+    videos = adapter(root, **kw)
+    if missing := [c for c in COLUMNS if c not in getattr(videos, "columns", ())]:
+        raise DatasetError(f"dataset {dataset!r}: its adapter's table lacks column(s) {', '.join(missing)}")
+    return videos

@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from ..atomic import atomic_path
-from .adapters import list_videos
+from .adapters import is_native, list_videos
 from .preprocess import PrepConfig, PreprocessError, preprocess_video
 
 CHUNK = 8
@@ -214,4 +214,10 @@ def load_or_build(
             build_store(final, runner=runner or LocalRunner(), **kw)
     finally:
         lock.release()
-    return FrameCache(final, built_now=built)
+    cache = FrameCache(final, built_now=built)
+    if not is_native(dataset):  # a CSV's labels, subjects and folds as they are now, not as when the frames were cut
+        now = videos.set_index("id")
+        for column in ("label", "subject", "gender", "age", "age_group", "fold"):
+            if column in now:
+                cache.videos[column] = cache.videos.id.map(now[column])
+    return cache

@@ -10,6 +10,9 @@ Split names (a trial's `split` setting):
     <a>-><b>         train on group a, test on group b of UvA-NEMO: adult->young,
                      young->adult, female->male, male->female; one fold.
     within:<group>   UvA-NEMO's 10 folds restricted to one group (male, female, adult, young).
+Any other dataset (a manifest, an installed adapter): its own folds where it gives them, else
+`n_folds` subject-disjoint folds balanced over the labels; it may take UvA-NEMO's place in the
+cross and group splits (these need its age and gender).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ..protocols import mmi_authors_folds, uvanemo_table
-from .adapters import SPOS_SUBJECTS, DatasetError
+from .adapters import SPOS_SUBJECTS, DatasetError, is_native, list_videos
+from .manifest import manifest_path
 
 N_FOLDS = {"uvanemo": 10, "bbc": 10, "mmi": 9, "spos": 7}
 GROUPS = {
@@ -47,11 +51,9 @@ class SplitSpec:
     train_group: str | None = None  # transfer: the group trained on; within: the group
     test_group: str | None = None  # transfer: the group tested on; within: the group
 
-    def folds(self, dataset: str) -> list[int]:
-        """The folds `all` expands to on this dataset."""
-        if self.kind == "kfold":
-            return list(range(1, N_FOLDS[dataset] + 1))
-        return list(range(1, N_FOLDS["uvanemo"] + 1)) if self.kind == "within" else [1]
+    def folds(self, k: int) -> list[int]:
+        """The folds `all` expands to on a dataset of k folds."""
+        return list(range(1, k + 1)) if self.kind in ("kfold", "within") else [1]
 
     def train_label(self, dataset: str) -> str:
         """What is trained on, as the report says it: 'uvanemo (all)', 'uvanemo adult'."""
@@ -77,9 +79,31 @@ def parse_split(name: str) -> SplitSpec:
     return SplitSpec(name, "transfer", train_group=a, test_group=b)
 
 
-def assign_folds(dataset: str, videos: pd.DataFrame, mmi_folds: str = "authors") -> pd.Series:
+def fold_count(dataset: str, root="", n_folds: int = 10) -> int:
+    """K of the dataset's k-fold protocol: the paper's four their own; any other the folds its
+    listing gives, else `n_folds`."""
+    if is_native(dataset):
+        return N_FOLDS[dataset]
+    csv = manifest_path(root)
+    return _given_folds(dataset, str(root), csv.stat().st_mtime_ns if csv else None) or n_folds
+
+
+@lru_cache(maxsize=64)
+def _given_folds(dataset: str, root: str, stamp) -> int | None:
+    videos = list_videos(dataset, root)
+    return int(videos.fold.max()) if "fold" in videos and videos.fold.notna().all() else None
+
+
+def assign_folds(dataset: str, videos: pd.DataFrame, mmi_folds: str = "authors", n_folds: int = 10) -> pd.Series:
     """Test fold (1..K) of every video under the dataset's own protocol (`mmi_folds`: MMI's
-    authors' subject lists, or greedy folds balanced over any selection)."""
+    authors' subject lists, or greedy folds balanced over any selection); any other dataset's
+    own folds (a `fold` column), else `n_folds` greedy subject folds balanced over the labels."""
+    if not is_native(dataset):
+        if "fold" in videos and videos.fold.notna().all():
+            return videos.fold.astype(int)
+        if (subjects := videos.subject.nunique()) < n_folds:
+            raise DatasetError(f"{dataset}: {subjects} subjects cannot fill n_folds {n_folds} subject-disjoint folds")
+        return videos.subject.map(_balanced_subject_folds(videos, n_folds)).astype(int)
     if dataset == "uvanemo":
         fold = videos.id.map(uvanemo_table().set_index("video").fold)
         if fold.isna().any():
@@ -141,16 +165,17 @@ class Split:
     test_dataset: str
 
 
-def folds_for(split: str, dataset: str) -> list[int]:
-    """The folds `all` expands to for this split and dataset."""
+def folds_for(split: str, dataset: str, root="", n_folds: int = 10) -> list[int]:
+    """The folds `all` expands to for this split and dataset (`root` and `n_folds`: see fold_count)."""
     check_split(split, dataset)
-    return parse_split(split).folds(dataset)
+    return parse_split(split).folds(fold_count(dataset, root, n_folds))
 
 
 def check_split(split: str, dataset: str) -> None:
-    if parse_split(split).kind != "kfold" and dataset != "uvanemo":
+    if parse_split(split).kind != "kfold" and is_native(dataset) and dataset != "uvanemo":
         raise ValueError(
-            f"split {split!r} trains on UvA-NEMO (it has the attributes and the size); got dataset {dataset!r}"
+            f"split {split!r} trains on UvA-NEMO or a corpus of your own (with the attributes and the size); "
+            f"got dataset {dataset!r}"
         )
 
 
@@ -159,7 +184,7 @@ def make_split(
 ) -> Split:
     """Train and test tables for one fold of a split. `videos` are the trial dataset's (with a
     `fold` column from assign_folds); `target_videos` the target dataset's for cross:<t>."""
-    valid = folds_for(split, dataset)
+    valid = folds_for(split, dataset) if is_native(dataset) else parse_split(split).folds(int(videos.fold.max()))
     if fold not in valid:
         raise ValueError(f"fold {fold} is not a fold of split {split!r} on {dataset}; valid: {valid}")
     split_ = _make_split(split, fold, dataset, videos, target_videos)
@@ -178,6 +203,9 @@ def _make_split(split, fold, dataset, videos, target_videos) -> Split:
             raise ValueError(f"split {split!r} needs the target dataset's videos")
         return Split(videos, target_videos, spec.target)
     (ca, va), (cb, vb) = GROUPS[spec.train_group], GROUPS[spec.test_group]
+    for column in {ca, cb}:
+        if not (videos[column].fillna("") != "").any():
+            raise DatasetError(f"split {split!r} needs the {column} of {dataset}'s videos; its listing has none")
     if spec.kind == "within":
         group = videos[videos[ca] == va]
         return Split(group[group.fold != fold], group[group.fold == fold], dataset)

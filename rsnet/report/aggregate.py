@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from ..config import CELL_FIELDS
+from ..data.adapters import is_native
 from ..data.splits import folds_for
 from ..model import VARIANTS
 
@@ -92,6 +93,13 @@ def labels(cells: pd.DataFrame, shown: list[str], extra=None, among: pd.DataFram
     return pd.Series(out, index=cells.index, dtype=object)
 
 
+def protocol_folds(g: pd.DataFrame) -> set[int]:
+    """The folds of a cell's protocol: the paper's datasets' from rsnet; a corpus of one's own's
+    are those its sweep planned (its manifest may not be where the report runs)."""
+    dataset = g.dataset.iloc[0]
+    return set(folds_for(g.split.iloc[0], dataset)) if is_native(dataset) else set()
+
+
 def per_seed(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """One row per (cell, seed): folds finished and expected, pooled and mean-of-folds accuracy."""
     tally = (  # each trial's test videos and right answers, counted once
@@ -103,7 +111,7 @@ def per_seed(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, g in t.groupby(CELL + ["seed"], dropna=False, sort=True):
         done = g[g.status == "finished"]
-        expected = set(folds_for(g.split.iloc[0], g.dataset.iloc[0])) | set(g.fold)
+        expected = protocol_folds(g) | set(g.fold)
         videos, right = int(done.n_videos.fillna(0).sum()), float(done.n_right.fillna(0).sum())
         rows.append(
             {

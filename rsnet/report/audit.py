@@ -107,7 +107,7 @@ def one_line(error: str) -> str:
 
 def failures(trials: pd.DataFrame) -> Table:
     bad = trials[trials.status.isin(["failed", "running", "pending", "not started"])]
-    df = bad[["sweep", "trial", "status", "epochs_done", "error"]].fillna("").reset_index(drop=True)
+    df = bad[["sweep", "trial", "status", "epochs_done", "error"]].astype(object).fillna("").reset_index(drop=True)
     df["trial"] = df.trial.str.split("/", n=1).str[1]  # the directory name under <sweep>/trials/
     df["error"] = df.error.map(one_line)
     return Table(

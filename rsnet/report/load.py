@@ -49,7 +49,7 @@ def _planned(sweep_dir: Path) -> tuple[list[tuple[str, str, dict]], str]:
     spec_path = sweep_dir / "sweep.yaml"
     if spec_path.exists():
         try:
-            sweep = load_sweep(spec_path)
+            sweep = load_sweep(spec_path, None if plan.exists() else "/")
             description = sweep.description.strip()
             if not plan.exists():  # expand the file only when the runner left no plan
                 planned = [(t.name, t.setting, t.config.to_dict()) for t in sweep.trials("/")]

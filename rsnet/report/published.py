@@ -42,6 +42,11 @@ def majority(trials: pd.DataFrame, predictions: pd.DataFrame) -> pd.Series:
     return 100 * pd.concat([share, 1 - share], axis=1).max(axis=1)
 
 
+def dataset_columns(cells: pd.DataFrame) -> list[str]:
+    """A table's dataset columns: the paper's four, then any corpus of the run's own, by name."""
+    return DATASETS + sorted(set(cells.dataset) - set(DATASETS))
+
+
 def published_rows(table: str, name_column: str) -> list[dict]:
     pub = published()
     pub = pub[pub.table.isin([table, "majority"])]
@@ -60,10 +65,10 @@ def majority_cell(majority_pct: pd.Series, dataset: str, split: str) -> str:
     return f"{majority_pct[(dataset, split)]:.1f}" if (dataset, split) in majority_pct.index else "—"
 
 
-def our_majority_row(name_column: str, majority_pct: pd.Series) -> dict:
+def our_majority_row(name_column: str, majority_pct: pd.Series, datasets=DATASETS) -> dict:
     return {
         name_column: "majority class",
         "process": "",
         "source": "this run: the test videos' larger class",
-        **{d: majority_cell(majority_pct, d, "kfold") for d in DATASETS},
+        **{d: majority_cell(majority_pct, d, "kfold") for d in datasets},
     }

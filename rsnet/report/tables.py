@@ -14,7 +14,7 @@ from ..data.splits import parse_split
 from ..protocols import uvanemo_table
 from ..provenance import synthetic_title
 from .aggregate import cell_value, fmt, labels
-from .published import DATASETS, majority_cell, our_majority_row, published_cross_domain, published_rows
+from .published import dataset_columns, majority_cell, our_majority_row, published_cross_domain, published_rows
 
 DEFAULTS = TrialConfig()
 
@@ -68,6 +68,7 @@ def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
     (pooled, and mean of folds), and the majority class of the paper's and of our test videos."""
     rows = published_rows("table2", "method")
     ours = cells[_is_default_model(cells) & _base_protocol(cells)]
+    datasets = dataset_columns(ours)
     for (label, agg), g in _by_label(ours, cells[cells.split == "kfold"]):
         by_dataset = g.set_index("dataset")
         value = (
@@ -78,14 +79,14 @@ def table2(cells: pd.DataFrame, majority_pct: pd.Series) -> Table:
                 "method": f"RealSmileNet, {label}",
                 "process": "fully-automatic",
                 "source": f"this run, {agg}",
-                **{d: value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in DATASETS},
+                **{d: value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in datasets},
             }
         )
-    rows.append(our_majority_row("method", majority_pct))
+    rows.append(our_majority_row("method", majority_pct, datasets))
     return Table(
         "table2",
         "Table 2: accuracy (%) on the four datasets, mean ± std over seeds",
-        pd.DataFrame(rows, columns=["method", "process", "source", *DATASETS]),
+        pd.DataFrame(rows, columns=["method", "process", "source", *datasets]).fillna("—"),
         "Published rows are as printed in Yang et al. (ACCV 2020), each with its source; '—' where the "
         "paper prints none or this run has none. 'majority class' rows: what always answering the larger "
         "class scores on the paper's test videos and on this run's.",
@@ -109,6 +110,7 @@ def table3(cells: pd.DataFrame, pairs: pd.DataFrame, majority_pct: pd.Series) ->
     k = cells[cells.split == "kfold"]
     k = k[k.groupby("sweep").setting.transform("nunique") > 1]
     k = k.assign(setting=labels(k, ["dataset"]))  # one cell per (sweep, setting, dataset)
+    datasets = dataset_columns(k)
     rows = [{"sweep": "published", **r} for r in published_rows("table3", "setting")]
     for (sweep, setting), g in k.groupby(["sweep", "setting"], sort=False):
         by_dataset = g.set_index("dataset")
@@ -117,14 +119,14 @@ def table3(cells: pd.DataFrame, pairs: pd.DataFrame, majority_pct: pd.Series) ->
                 "sweep": sweep,
                 "setting": setting,
                 "source": "this run, pooled",
-                **{d: cell_value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in DATASETS},
+                **{d: cell_value(by_dataset.loc[d]) if d in by_dataset.index else "—" for d in datasets},
             }
         )
-    rows.append({"sweep": "", **our_majority_row("setting", majority_pct)})
+    rows.append({"sweep": "", **our_majority_row("setting", majority_pct, datasets)})
     t3 = Table(
         "table3",
         "Table 3: ablations, accuracy (%) pooled over folds, mean ± std over seeds",
-        pd.DataFrame(rows, columns=["sweep", "setting", "source", *DATASETS]),
+        pd.DataFrame(rows, columns=["sweep", "setting", "source", *datasets]).fillna("—"),
         "Rows of sweep 'published' are as printed in Yang et al. (ACCV 2020), Table 3.",
         synthetic=bool(k.synthetic.any()),
     )

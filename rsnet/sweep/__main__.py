@@ -169,7 +169,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load(a: argparse.Namespace) -> tuple[Sweep, list[Trial]]:
     """The sweep file with the command's overrides, and every trial it plans (--folds applied)."""
-    sweep = load_sweep(resolve_sweep_path(a.grid or a.file))
+    sweep = load_sweep(resolve_sweep_path(a.grid or a.file), a.data_root)
     if sweep.synthetic is not None:
         given = {"size": a.synthetic_size, "seed": a.synthetic_seed}
         sweep.synthetic.update({k: v for k, v in given.items() if v is not None})

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from ..config import SETTABLE_FIELDS, SWEEP_DEFAULT_FIELDS, TrialConfig
-from ..data.splits import folds_for
+from ..data.splits import folds_for, parse_split
 from ..model import VARIANTS
 
 TOP_KEYS = {"name", "description", "defaults", "axes", "resources", "max_failures", "synthetic"}
@@ -75,32 +75,45 @@ class Sweep:
     def datasets(self) -> set[str]:
         """Every dataset a trial reads (trial datasets and cross-domain targets)."""
         out = set()
-        for t in self.trials("/"):
-            out.add(t.config.dataset)
-            if t.config.target():
-                out.add(t.config.target())
+        for merged, _ in self._combinations():
+            out.add(merged.get("dataset", "uvanemo"))
+            if target := parse_split(merged.get("split", "kfold")).target:
+                out.add(target)
         return out
+
+    def _combinations(self):
+        """(settings, setting name) of each combination of the named axes and the settings."""
+        axes = {k: v for k, v in self.axes.items() if k not in ("setting", "fold", "seed")}
+        settings = self.axes.get("setting") or {"": {}}
+        for values, (setting, overrides) in itertools.product(itertools.product(*axes.values()), settings.items()):
+            yield {**self.defaults, **dict(zip(axes, values)), **overrides}, setting
 
     def trials(self, data_root) -> list[Trial]:
         """Expand the sweep: the product of its named axes and its settings, then of each
         combination's folds (`fold: all` = the protocol's) and seeds."""
-        axes = dict(self.axes)
-        settings = axes.pop("setting", None) or {"": {}}
-        fold_axis = axes.pop("fold", "all")
-        seed_axis = axes.pop("seed", [self.defaults.get("seed", 0)])
+        fold_axis = self.axes.get("fold", "all")
+        seed_axis = self.axes.get("seed", [self.defaults.get("seed", 0)])
         seeds = list(range(seed_axis)) if isinstance(seed_axis, int) else list(seed_axis)
         out = []
-        for values, (setting, overrides) in itertools.product(itertools.product(*axes.values()), settings.items()):
-            merged = {**self.defaults, **dict(zip(axes, values)), **overrides}
-            folds = (
-                folds_for(merged.get("split", "kfold"), merged.get("dataset", "uvanemo"))
-                if fold_axis == "all"
-                else list(fold_axis)
-            )
+        for merged, setting in self._combinations():
+            folds = self._folds(merged, data_root) if fold_axis == "all" else list(fold_axis)
             out += [
                 self._trial(merged, setting, fold, seed, data_root) for fold, seed in itertools.product(folds, seeds)
             ]
         return out
+
+    def _folds(self, merged: dict, data_root) -> list[int]:
+        """Every fold of the combination's protocol (a corpus of one's own: read from its root)."""
+        dataset = merged.get("dataset", "uvanemo")
+        try:
+            return folds_for(
+                merged.get("split", "kfold"),
+                dataset,
+                self.data_dir(data_root, dataset),
+                merged.get("n_folds", TrialConfig.n_folds),
+            )
+        except ValueError as e:  # DatasetError included
+            raise SweepError(f"{self.path}: dataset {dataset!r}: {e}") from e
 
     def _trial(self, merged: dict, setting: str, fold: int, seed: int, data_root) -> Trial:
         cfg = TrialConfig.from_dict({**merged, "fold": fold, "seed": seed}, str(self.path))
@@ -144,8 +157,10 @@ def _check_keys(path, where: str, got: dict, allowed: set) -> None:
         )
 
 
-def load_sweep(path) -> Sweep:
-    """Read and validate a sweep file; every error names the file and the key."""
+def load_sweep(path, data_root="/") -> Sweep:
+    """Read and validate a sweep file; every error names the file and the key. Every trial's
+    settings are checked as planned under `data_root` (where a corpus of one's own is read for its
+    folds); None: the file's keys only."""
     path = Path(path)
     if not path.is_file():
         raise SweepError(f"{path}: no such sweep file")
@@ -188,7 +203,8 @@ def load_sweep(path) -> Sweep:
     if not isinstance(max_failures, int) or max_failures < 0:
         raise SweepError(f"{path}: max_failures must be an integer >= 0")
     sweep = Sweep(str(name), path, raw.get("description", ""), defaults, axes, resources, max_failures, synthetic)
-    check_variants(sweep, sweep.trials("/"))  # validates every value before anything runs
+    if data_root is not None:
+        check_variants(sweep, sweep.trials(data_root))  # validates every value before anything runs
     return sweep
 
 
