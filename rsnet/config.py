@@ -31,7 +31,7 @@ ROLES = {
 }
 # fields added after results existed, left out of a trial's identity at the value that gives those
 # results, so that earlier trials keep their names (and resume)
-LATER_FIELDS = {"fpn_dropout": 0.2, "n_folds": 10}
+LATER_FIELDS = {"fpn_dropout": 0.2, "n_folds": 10, "variant_options": ""}
 
 
 def role(name: str, default):
@@ -53,6 +53,8 @@ class TrialConfig:
     n_folds: int = role("data", 10)  # a corpus of one's own without folds: subject-disjoint folds built
     # model and loss
     variant: str = role("method", "full")
+    # a researcher's builder's keyword options (JSON text; a sweep file or from_dict may give a mapping)
+    variant_options: str = role("method", "")
     loss_weighting: str = role("method", "balanced")
     forget_bias: float | None = role("method", None)  # ConvLSTM forget-gate bias init; None = PyTorch default
     fpn_dropout: float = role("method", 0.0)  # the FPN's per-frame Dropout2d: 0 the paper's text, 0.2 the authors'
@@ -77,6 +79,14 @@ class TrialConfig:
     threads: int = role("process", 0)  # torch threads the entry point sets; 0 = the CPUs this process may use
     cache: str = role("process", "")  # preprocessing cache root; "" = $RSNET_CACHE or ./cache
 
+    def __post_init__(self):
+        if isinstance(self.variant_options, dict):  # one text per mapping: a cell key, a CSV field, an HParam
+            self.variant_options = json.dumps(self.variant_options, sort_keys=True) if self.variant_options else ""
+
+    def options(self) -> dict:
+        """The keyword options of the variant's builder (variant_options)."""
+        return json.loads(self.variant_options) if self.variant_options else {}
+
     def validate(self) -> "TrialConfig":
         def bad(field, value, valid):
             raise ValueError(f"config field {field}: {value!r} is not valid; valid: {valid}")
@@ -87,6 +97,14 @@ class TrialConfig:
             bad("n_folds", self.n_folds, "integers >= 2")
         if self.variant not in VARIANTS and not plugins.is_plugin(self.variant):
             bad("variant", self.variant, VALID_NOTE)
+        try:
+            options = self.options()
+        except ValueError:
+            options = None
+        if not isinstance(options, dict):
+            bad("variant_options", self.variant_options, "a mapping of the builder's keyword options")
+        if options and not plugins.is_plugin(self.variant):
+            bad("variant_options", options, f"none for the shipped variant {self.variant!r} (a researcher's builder's)")
         if self.loss_weighting not in WEIGHTINGS:
             bad("loss_weighting", self.loss_weighting, ", ".join(WEIGHTINGS))
         if self.split not in SPLITS:
@@ -143,7 +161,9 @@ class TrialConfig:
 
     def model(self) -> SmileNet:
         """This trial's network, untrained (training builds it; rsnet.predict loads weights into it)."""
-        return build_model(self.variant, self.channels, self.resolution, self.forget_bias, self.fpn_dropout)
+        return build_model(
+            self.variant, self.channels, self.resolution, self.forget_bias, self.fpn_dropout, self.options()
+        )
 
     def listing(self, dataset: str) -> dict:
         """Keyword arguments of `rsnet.data.list_videos` for `dataset`, this trial's own or its

@@ -114,3 +114,25 @@ def test_a_plugin_trial_trains_predicts_and_reports_as_a_user_variant(tiny_trial
     assert p.returncode == 0, p.stderr
     index = (tmp_path / "report" / "index.md").read_text()
     assert "**user variant `mean_frames`**: Per-frame CNN features averaged over the video's frames" in index
+
+
+def test_a_builders_options_come_from_the_sweep_file_and_are_checked_there(tmp_path, example_importable):
+    wide = tiny_variant(
+        tmp_path / "wide.yaml",
+        ("no_tsa: {variant: no_tsa}", f"narrow: {{variant: '{MEAN}', variant_options: {{width: 4}}}}"),
+    )
+    trials = [t for t in load_sweep(wide).trials("/") if t.setting == "narrow"]
+    assert {t.config.variant_options for t in trials} == {'{"width": 4}'}
+    size = [sum(p.numel() for p in t.config.model().parameters()) for t in trials[:1]]
+    assert size[0] < sum(p.numel() for p in plugins.build(MEAN, 3, 48).parameters())
+    bad = tiny_variant(
+        tmp_path / "bad.yaml",
+        ("no_tsa: {variant: no_tsa}", f"narrow: {{variant: '{MEAN}', variant_options: {{depth: 4}}}}"),
+    )
+    with pytest.raises(SweepError, match=r"bad.yaml: axes.setting.narrow.variant: .*TypeError.*'depth'.*options"):
+        load_sweep(bad)
+    shipped = tiny_variant(
+        tmp_path / "shipped.yaml", ("no_tsa: {variant: no_tsa}", "no_tsa: {variant_options: {w: 1}}")
+    )
+    with pytest.raises(SweepError, match=r"shipped.yaml: config field variant_options: .*none for the shipped variant"):
+        load_sweep(shipped)

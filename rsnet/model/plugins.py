@@ -82,8 +82,9 @@ def source(name: str) -> dict | None:
     return {"builder": path, "distribution": dist, "version": version(dist) if dist else None}
 
 
-def build(name: str, in_channels: int, resolution: int) -> nn.Module:
-    model = resolve(name)(in_channels=in_channels, resolution=resolution)
+def build(name: str, in_channels: int, resolution: int, **options) -> nn.Module:
+    """The builder's model: `builder(in_channels=..., resolution=..., **options)`."""
+    model = resolve(name)(in_channels=in_channels, resolution=resolution, **options)
     if not isinstance(model, nn.Module):
         raise VariantError(f"{name} returned a {type(model).__name__}, not a torch nn.Module")
     return model

@@ -118,6 +118,7 @@ def build_model(
     resolution: int = 48,
     forget_bias: float | None = None,
     fpn_dropout: float = 0.0,
+    options: dict | None = None,
 ) -> SmileNet:
     """Build a model variant by name.
 
@@ -125,8 +126,8 @@ def build_model(
     group rsnet.variants (`plugins`); in_channels: 1 (gray) or 3 (colour); resolution: face crop side
     (48 default, 64/96/112 for Fig. 6); forget_bias: initial ConvLSTM forget-gate bias (None
     keeps PyTorch's default initialisation, as the authors'); fpn_dropout: the FPN's per-frame
-    Dropout2d (0 the paper's text, 0.2 the authors' model; variants without an FPN ignore it).
-    See `SmileNet` for the forward contract.
+    Dropout2d (0 the paper's text, 0.2 the authors' model; variants without an FPN ignore it);
+    options: a researcher's builder's keyword options. See `SmileNet` for the forward contract.
     """
     if variant not in VARIANTS and not plugins.is_plugin(variant):
         raise plugins.VariantError(f"unknown variant {variant!r}; valid: {VALID_NOTE}")
@@ -137,7 +138,9 @@ def build_model(
     if not 0.0 <= fpn_dropout < 1.0:
         raise ValueError(f"fpn_dropout must be in [0, 1), got {fpn_dropout}")
     if variant not in VARIANTS:  # a researcher's (plugins.py): the options above are rsnet's own
-        return plugins.build(variant, in_channels, resolution)
+        return plugins.build(variant, in_channels, resolution, **(options or {}))
+    if options:
+        raise ValueError(f"options {options} are for a researcher's builder; {variant!r} takes none")
     return VARIANTS[variant](
         in_channels=in_channels, resolution=resolution, forget_bias=forget_bias, fpn_dropout=fpn_dropout
     )

@@ -21,6 +21,7 @@ Datasets are found under the data root (--data-root, $RSNET_DATA, default ./data
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,13 +230,20 @@ def check_variants(sweep: Sweep, trials: list[Trial]) -> None:
             plugins.resolve(value)
         except plugins.VariantError as e:
             raise SweepError(f"{sweep.path}: {key}: {value}: {e}") from e
-        for shape in sorted({(t.config.channels, t.config.resolution) for t in trials if t.config.variant == value}):
+        builds = {
+            (t.config.channels, t.config.resolution, t.config.variant_options)
+            for t in trials
+            if t.config.variant == value
+        }
+        for channels, resolution, options in sorted(builds):
             try:
-                plugins.check_contract(plugins.build(value, *shape), *shape)
+                model = plugins.build(value, channels, resolution, **(json.loads(options) if options else {}))
+                plugins.check_contract(model, channels, resolution)
             except Exception as e:  # noqa: BLE001 - a researcher's code: whatever it raises, named
                 said = e if isinstance(e, plugins.VariantError) else f"{type(e).__name__}: {e}"
                 raise SweepError(
-                    f"{sweep.path}: {key}: {value}: {said} (built for {shape[0]} channels at {shape[1]} px)"
+                    f"{sweep.path}: {key}: {value}: {said} (built for {channels} channels at {resolution} px"
+                    f"{f', options {options}' if options else ''})"
                 ) from e
 
 
