@@ -271,12 +271,17 @@ def test_demo_summary_gives_each_setting_with_its_interval(demo, demo_table):
 
 
 @pytest.mark.slow
-def test_a_trial_with_broken_data_fails_alone(tmp_path, shared):
-    # fold 1 of the tiny corpus has no young subject: that trial's test set is empty
+def test_a_trial_with_broken_data_fails_alone_and_a_plugin_trains_on_ray(tmp_path, shared, monkeypatch):
+    """Fold 1 of the tiny corpus has no young subject: that trial's test set is empty. The second
+    setting is the example package's variant by import path (its source on PYTHONPATH, which the
+    local Ray's workers inherit), so a researcher's model is seen training in a real sweep."""
+    example = REPO / "examples" / "rsnet_example" / "src"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(example), os.environ.get("PYTHONPATH")])))
     f = tiny_variant(
         tmp_path / "broken.yaml",
         ("fold: [1, 2]", "fold: [1, 3]"),
         ("  setting:", "  split: [within:young]\n  setting:"),
+        ("no_tsa: {variant: no_tsa}", "mean: {variant: 'rsnet_example.models:build_mean_frames'}"),
         ("max_failures: 2", "max_failures: 0"),
     )
     p = run(f, "--epochs", "2", tmp=tmp_path, **shared)
@@ -286,6 +291,8 @@ def test_a_trial_with_broken_data_fails_alone(tmp_path, shared):
     assert len(failed) == 2 and (failed.fold == 1).all()
     assert failed.error.str.contains("no test videos").all()
     assert (table[table.fold == 3].status == "finished").all()
+    mean = table[(table.fold == 3) & (table.setting == "mean")]
+    assert list(mean.variant) == ["rsnet_example.models:build_mean_frames"] and mean.accuracy.notna().all()
 
 
 def test_in_order_starts_the_trial_tunes_fifo_scheduler_would():
