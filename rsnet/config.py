@@ -31,7 +31,14 @@ ROLES = {
 }
 # fields added after results existed, left out of a trial's identity at the value that gives those
 # results, so that earlier trials keep their names (and resume)
-LATER_FIELDS = {"fpn_dropout": 0.2, "n_folds": 10, "variant_options": ""}
+LATER_FIELDS = {
+    "fpn_dropout": 0.2,
+    "n_folds": 10,
+    "variant_options": "",
+    "inner_folds": 0,
+    "inner_fold": 0,
+    "tuned": "",
+}
 
 
 def role(name: str, default):
@@ -46,6 +53,10 @@ class TrialConfig:
     split: str = role("data", "kfold")  # see rsnet.data.splits
     fold: int = role("replicate", 1)
     seed: int = role("replicate", 0)
+    # nested cross-validation (a sweep's `search`): > 0 trains on the outer fold's training subjects
+    # less inner fold `inner_fold` of `inner_folds` subject-disjoint folds, and tests on that fold
+    inner_folds: int = role("data", 0)
+    inner_fold: int = role("replicate", 0)
     target_root: str = role("path", "")  # cross:<target> splits: the target dataset's root
     # MMI, as dataset or cross target: selection CSV (default <root>/mmi_selection.csv); which sessions are evaluated
     mmi_selection: str = role("data", "")
@@ -72,6 +83,9 @@ class TrialConfig:
     weight_decay: float = role("method", 0.005)
     l2_penalty: float = role("method", 0.0)  # authors' code: 0.001 * sum of every parameter tensor's L2 norm
     val_fraction: float = role("method", 0.0)  # > 0: a subject-disjoint validation split picks the epoch
+    # set by a sweep's search on the configuration it chose: that search (JSON); the report pools
+    # these trials over outer folds whatever each chose of the searched fields
+    tuned: str = role("method", "")
     amp: bool = role("method", False)  # mixed precision (bf16 autocast) on CUDA; ignored on CPU
     # how the process runs (not part of the result's identity)
     device: str = role("runtime", "auto")  # auto | cpu | cuda | cuda:N
@@ -116,6 +130,12 @@ class TrialConfig:
         valid_folds = folds_for(self.split, self.dataset, self.root, self.n_folds)
         if self.fold not in valid_folds:
             bad("fold", self.fold, valid_folds)
+        if self.inner_folds == 1 or self.inner_folds < 0:
+            bad("inner_folds", self.inner_folds, "0 (no inner folds) or >= 2")
+        if self.inner_folds and self.inner_fold not in range(1, self.inner_folds + 1):
+            bad("inner_fold", self.inner_fold, f"1..{self.inner_folds}")
+        if not self.inner_folds and self.inner_fold:
+            bad("inner_fold", self.inner_fold, "0 without inner_folds")
         if self.crop not in CROPS:
             bad("crop", self.crop, ", ".join(CROPS))
         if self.channels not in (1, 3):

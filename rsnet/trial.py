@@ -34,7 +34,7 @@ from .atomic import write_json_atomic, write_text_atomic
 from .batching import ClipSet
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .config import SETTABLE_FIELDS, TrialConfig
-from .data import assign_folds, load_or_build, make_split
+from .data import assign_folds, load_or_build, make_split, splits
 from .data.splits import validation_subjects
 from .engine import NonFiniteLoss, evaluate, train_one_epoch
 from .loss import class_weights
@@ -88,6 +88,11 @@ def load_data(cfg: TrialConfig, progress: bool = False):
         )
         target = target_cache.videos[target_cache.videos.status == "ok"]
     split = make_split(cfg.split, cfg.fold, cfg.dataset, usable, target)
+    inner = None
+    if cfg.inner_folds:  # nested CV: the outer test fold is never seen; an inner fold is the test
+        inner = splits.inner_split(split.train, cfg.inner_folds, cfg.inner_fold)
+        splits.check_no_leak(split, inner)
+        split, target_cache = inner, cache
     train_rows, val = split.train, None
     if cfg.val_fraction > 0:
         val_subj = validation_subjects(split.train, cfg.val_fraction, cfg.seed)
@@ -102,6 +107,13 @@ def load_data(cfg: TrialConfig, progress: bool = False):
         "synthetic": bool(cache.meta.get("synthetic")) or bool(target_cache.meta.get("synthetic")),
         "cache": str(cache.path),
     }
+    if inner is not None:  # what the selection can be audited from
+        facts["inner"] = {
+            "outer_fold": cfg.fold,
+            "inner_fold": cfg.inner_fold,
+            "validated_on_subjects": sorted(set(inner.test.subject)),
+            "trained_on_subjects": sorted(set(inner.train.subject)),
+        }
     return ClipSet.from_cache(cache, train_rows), val, ClipSet.from_cache(target_cache, split.test), facts
 
 
@@ -140,17 +152,31 @@ def run_trial(
     return the existing result if it already finished. `report(metrics, checkpoint_path)`
     is called after every epoch (the Ray trainable passes tune.report through it). Threads and
     other process-wide settings are the caller's (rsnet.runtime.configure_process)."""
+    t_start = time.perf_counter()
+    run = start_trial(cfg, out_dir, progress)
+    if run is None:
+        return json.loads((Path(out_dir) / "result.json").read_text())
+    for row, ckpt in fit_epochs(run):
+        if report:
+            report(row, ckpt)
+    return finish_trial(run, time.perf_counter() - t_start)
+
+
+def start_trial(cfg: TrialConfig, out_dir, progress: bool = False) -> Run | None:
+    """A trial ready to train (resumed from its checkpoint), or None if it already finished."""
     cfg.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_config(out, cfg)
     if (out / "result.json").exists():
-        return json.loads((out / "result.json").read_text())
-    t_start = time.perf_counter()
-    run = _setup(cfg, out, progress)
-    _fit(run, report)
-    result = _select_and_write(run, time.perf_counter() - t_start)
-    _write_hparams(out, cfg, result)
+        return None
+    return _setup(cfg, out, progress)
+
+
+def finish_trial(run: Run, wall: float) -> dict:
+    """The trained trial's predictions, result.json and TensorBoard HParams; its result."""
+    result = _select_and_write(run, wall)
+    _write_hparams(run.out, run.cfg, result)
     return result
 
 
@@ -171,8 +197,9 @@ def _setup(cfg: TrialConfig, out: Path, progress: bool) -> Run:
     return Run(cfg, out, device, model, optimizer, train, val, test, facts, state)
 
 
-def _fit(run: Run, report) -> None:
-    """The remaining epochs: metrics.jsonl and TensorBoard after each, checkpoints on schedule."""
+def fit_epochs(run: Run):
+    """The remaining epochs, one per step: metrics.jsonl and TensorBoard after each, checkpoints
+    on schedule; yields (the epoch's metrics, the checkpoint written or None)."""
     from torch.utils.tensorboard import SummaryWriter
 
     cfg, state = run.cfg, run.state
@@ -193,8 +220,7 @@ def _fit(run: Run, report) -> None:
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
                 ckpt = run.out / "checkpoint.pt"
                 save_checkpoint(ckpt, run.model, run.optimizer, state, cfg)
-            if report:
-                report(row, ckpt)
+            yield row, ckpt
     finally:
         writer.close()
 

@@ -24,6 +24,7 @@ from rsnet.sweep.spec import SweepError, load_sweep
         ("cross_domain", 70),
         ("subgroups", 400),
         ("demo", 15),
+        ("tune_demo", 5),  # outer trials; each adds its search and a tuned trial when run
     ],
 )
 def test_every_sweep_file_expands_to_the_expected_count(name, count):
@@ -80,7 +81,7 @@ def test_a_regular_install_finds_its_grids_and_launcher_from_any_directory(tmp_p
 
 def test_all_shipped_sweeps_are_tested():
     shipped = {p.stem for p in (REPO / "sweeps").glob("*.yaml")}
-    assert shipped == {"benchmark", "ablations", "fps_resolution", "cross_domain", "subgroups", "demo"}
+    assert shipped == {"benchmark", "ablations", "fps_resolution", "cross_domain", "subgroups", "demo", "tune_demo"}
 
 
 @pytest.mark.parametrize(
@@ -97,6 +98,7 @@ def test_all_shipped_sweeps_are_tested():
         ("defaults: {threads: 4}\n", "defaults.threads: the sweep sets it from resources.cpu"),
         ("axes: {cache: [a, b]}\n", "axes.cache: the sweep sets it from --cache"),
         ("axes: {checkpoint_every: [1, 5]}\n", "axes.checkpoint_every does not change a result: set it in defaults"),
+        ("defaults: {inner_folds: 3}\n", "defaults.inner_folds: the sweep sets it from search.inner_folds"),
     ],
 )
 def test_bad_sweep_files_name_the_file_and_key(tmp_path, text, match):

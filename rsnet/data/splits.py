@@ -212,6 +212,24 @@ def _make_split(split, fold, dataset, videos, target_videos) -> Split:
     return Split(videos[videos[ca] == va], videos[videos[cb] == vb], dataset)
 
 
+def inner_split(train: pd.DataFrame, k: int, fold: int) -> Split:
+    """Nested cross-validation: the outer fold's training videos in `k` subject-disjoint folds,
+    balanced over the labels (as `n_folds` folds are built); inner fold `fold` validates."""
+    if (subjects := train.subject.nunique()) < k:
+        raise ValueError(f"{subjects} training subjects cannot fill inner_folds {k} subject-disjoint folds")
+    inner = train.subject.map(_balanced_subject_folds(train, k))
+    return Split(train[inner != fold], train[inner == fold], "inner")
+
+
+def check_no_leak(outer: Split, inner: Split) -> None:
+    """Raise if an outer test subject (or video) reached an inner fold's training or validation."""
+    seen = set(inner.train.subject) | set(inner.test.subject)
+    if leaked := sorted(seen & set(outer.test.subject)) or sorted(
+        (set(inner.train.id) | set(inner.test.id)) & set(outer.test.id)
+    ):
+        raise ValueError(f"leak: outer test subject(s) or video(s) {', '.join(map(str, leaked[:5]))} in an inner fold")
+
+
 def validation_subjects(train: pd.DataFrame, fraction: float, seed: int) -> set[str]:
     """A subject-disjoint validation set drawn from the training subjects (for model selection
     that never looks at the test fold)."""

@@ -26,6 +26,8 @@ Definitions (stated in every report):
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -48,6 +50,15 @@ def cell_keyed(trials: pd.DataFrame) -> pd.DataFrame:
             t[c] = t[c].astype(object).where(t[c].notna(), "default")
     for c in ("fold", "seed"):
         t[c] = t[c].astype(int)
+    if "tuned" in t:  # a search's chosen configurations: one cell over the outer folds
+        from .search import search_label
+
+        t["tuned"] = t.tuned.astype(object)
+        for search, rows in t[t.tuned.fillna("") != ""].groupby("tuned"):
+            for name in json.loads(search)["space"]:
+                t[name] = t[name].astype(object)
+                t.loc[rows.index, name] = "tuned"
+            t.loc[rows.index, "tuned"] = search_label(search)
     return t
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..provenance import synthetic_title
-from . import aggregate, audit, figures, published, resampling, tables
+from . import aggregate, audit, figures, published, resampling, search, tables
 from .load import load_all
 from .tables import Table
 
@@ -65,6 +65,7 @@ def build_report(results, out=None) -> dict:
         sub,
         mis,
         audit.honesty_table(aggregate.honesty(trials)),
+        search.search_table(sweeps, synthetic),
         audit.readings(trials),
         audit.failures(trials),
     ]

@@ -198,6 +198,13 @@ def run(sweep: Sweep, planned: list[Trial], trials: list[Trial], a: argparse.Nam
         prepare_data(sweep, trials, Path(a.data_root), a.cache)
         from .runner import run_on_ray
 
+        if sweep.search:  # nested CV: each outer trial's search, then its tuned trial beside it
+            from .nested import run_searches
+
+            tuned = run_searches(sweep, trials, sweep_dir, a.address, a.num_cpus, a.num_gpus)
+            trials = [*trials, *tuned]
+            write_plan(sweep_dir, [*planned, *tuned])
+
         print(
             f"sweep {sweep.name}: {len(trials)} trials on Ray "
             f"({'cluster ' + a.address if a.address else 'local'}) -> {sweep_dir}\n"

@@ -31,12 +31,20 @@ import yaml
 from ..config import SETTABLE_FIELDS, SWEEP_DEFAULT_FIELDS, TrialConfig
 from ..data.splits import folds_for, parse_split
 from ..model import VARIANTS
+from .search import Search, parse_search
 
-TOP_KEYS = {"name", "description", "defaults", "axes", "resources", "max_failures", "synthetic"}
+TOP_KEYS = {"name", "description", "defaults", "axes", "resources", "max_failures", "synthetic", "search"}
 # what a sweep may vary (axes, settings) and set for every trial (defaults): from the fields' roles
-AXIS_FIELDS = set(SETTABLE_FIELDS)
-DEFAULT_FIELDS = set(SWEEP_DEFAULT_FIELDS)
-SET_BY_SWEEP = {"root": "--data-root", "target_root": "--data-root", "cache": "--cache", "threads": "resources.cpu"}
+SET_BY_SEARCH = {"inner_folds": "search.inner_folds", "inner_fold": "search.inner_folds", "tuned": "search"}
+AXIS_FIELDS = set(SETTABLE_FIELDS) - set(SET_BY_SEARCH)
+DEFAULT_FIELDS = set(SWEEP_DEFAULT_FIELDS) - set(SET_BY_SEARCH)
+SET_BY_SWEEP = {
+    "root": "--data-root",
+    "target_root": "--data-root",
+    "cache": "--cache",
+    "threads": "resources.cpu",
+    **SET_BY_SEARCH,
+}
 RESOURCE_KEYS = {"cpu", "gpu"}
 SYNTH_KEYS = {"size", "seed", "frame_size", "difficulty", "design"}
 
@@ -62,6 +70,7 @@ class Sweep:
     resources: dict = field(default_factory=lambda: {"cpu": 1, "gpu": 0})
     max_failures: int = 2
     synthetic: dict | None = None
+    search: Search | None = None  # nested cross-validation of a hyper-parameter search (search.py)
 
     def data_dir(self, data_root: Path, dataset: str) -> Path:
         if not self.synthetic:
@@ -203,7 +212,10 @@ def load_sweep(path, data_root="/") -> Sweep:
     max_failures = raw.get("max_failures", 2)
     if not isinstance(max_failures, int) or max_failures < 0:
         raise SweepError(f"{path}: max_failures must be an integer >= 0")
-    sweep = Sweep(str(name), path, raw.get("description", ""), defaults, axes, resources, max_failures, synthetic)
+    search = parse_search(path, raw.get("search"))
+    sweep = Sweep(
+        str(name), path, raw.get("description", ""), defaults, axes, resources, max_failures, synthetic, search
+    )
     if data_root is not None:
         check_variants(sweep, sweep.trials(data_root))  # validates every value before anything runs
     return sweep

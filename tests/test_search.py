@@ -1,0 +1,110 @@
+"""Nested subject-disjoint cross-validation (a sweep's `search`): the section is checked like
+every key; inner folds never hold an outer test subject (and a splitter that leaks is caught);
+a tiny search runs end to end on Ray Tune, its selection auditable from the files, and a rerun
+continues it without training anything again."""
+
+import json
+
+import pandas as pd
+import pytest
+from helpers import run, tiny_variant
+
+from rsnet.data import assign_folds, list_videos, make_split, splits
+from rsnet.sweep.spec import SweepError, load_sweep
+from rsnet.trial import run_trial
+
+SEARCH = """search:
+  space: {lr: {loguniform: [1.0e-4, 1.0e-2]}, batch_size: {choice: [4, 8]}}
+  samples: 2
+  inner_folds: 2
+  scheduler: asha
+"""
+
+
+@pytest.mark.parametrize(
+    "section, says",
+    [
+        ("search: {space: {lr: {loguniform: [1, 0.1]}}}", r"search.space.lr.loguniform: \[low, high\]"),
+        ("search: {space: {fold: {choice: [1, 2]}}}", r"search.space.fold: not a searchable field"),
+        ("search: {space: {lr: {normal: [0, 1]}}}", r"search.space.lr: one of loguniform, uniform"),
+        ("search: {space: {variant: {choice: [full, nope]}}}", r"search.space.variant.choice: 'nope': .*not valid"),
+        ("search: {space: {lr: {choice: [0.1]}}, inner_folds: 1}", r"search.inner_folds: an integer >= 2"),
+        ("search: {space: {lr: {choice: [0.1]}}, sampler: tpe}", r"unknown key search.sampler; valid: algorithm"),
+    ],
+)
+def test_a_bad_search_section_names_the_file_and_key(tmp_path, section, says):
+    f = tiny_variant(tmp_path / "s.yaml", ("max_failures: 2", f"max_failures: 2\n{section}"))
+    with pytest.raises(SweepError, match=says):
+        load_sweep(f)
+
+
+def test_inner_folds_are_subject_disjoint_and_free_of_the_outer_test_subjects(corpora):
+    videos = list_videos("uvanemo", corpora["uvanemo"])
+    videos = videos.assign(fold=assign_folds("uvanemo", videos))
+    outer = make_split("kfold", 1, "uvanemo", videos)
+    seen = []
+    for k in (1, 2, 3):
+        inner = splits.inner_split(outer.train, 3, k)
+        splits.check_no_leak(outer, inner)
+        assert not set(inner.train.subject) & set(inner.test.subject)
+        seen += list(inner.test.id)
+    assert sorted(seen) == sorted(outer.train.id)  # every training video validates once
+
+
+@pytest.mark.slow
+def test_a_splitter_that_leaks_an_outer_test_subject_is_caught(tiny_trial, corpora, tmp_path, monkeypatch):
+    videos = list_videos("uvanemo", corpora["uvanemo"])
+    test_rows = videos[assign_folds("uvanemo", videos) == 2]
+    honest = splits.inner_split
+
+    def leaky(train, k, fold):  # one outer test subject's videos into the inner validation fold
+        s = honest(train, k, fold)
+        return splits.Split(
+            s.train, pd.concat([s.test, test_rows[test_rows.subject == test_rows.subject.iloc[0]]]), "x"
+        )
+
+    monkeypatch.setattr(splits, "inner_split", leaky)
+    with pytest.raises(ValueError, match=f"leak: outer test subject.*{test_rows.subject.iloc[0]}"):
+        run_trial(tiny_trial(fold=2, epochs=1, inner_folds=2, inner_fold=1), tmp_path / "leaky")
+    monkeypatch.setattr(splits, "inner_split", honest)
+    result = run_trial(tiny_trial(fold=2, epochs=1, inner_folds=2, inner_fold=1), tmp_path / "honest")
+    assert not set(result["inner"]["validated_on_subjects"]) & set(test_rows.subject)
+
+
+@pytest.mark.slow
+def test_a_tiny_search_chooses_from_its_inner_folds_and_a_rerun_trains_nothing(tmp_path, shared):
+    f = tiny_variant(
+        tmp_path / "search.yaml",
+        ("fold: [1, 2]", "fold: [2]"),
+        ("epochs: 3", "epochs: 2"),
+        ("    no_tsa: {variant: no_tsa}\n", ""),
+        ("max_failures: 2", f"max_failures: 2\n{SEARCH}"),
+    )
+    p = run(f, tmp=tmp_path, **shared)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    sweep = tmp_path / "results" / "tiny"
+    [selection_file] = sweep.glob("search/*/selection.json")
+    selection = json.loads(selection_file.read_text())
+    outer_test = set(pd.read_csv(next(sweep.glob("trials/*_full_*/predictions.csv")), dtype=str).subject)
+    # every inner trial: its outer fold, the subjects it validated on, none of them an outer test subject
+    inner_results = [json.loads(p.read_text()) for p in sweep.glob("search/*/configs/*/inner*/result.json")]
+    assert len(inner_results) == 2 * len(selection["configurations"]) >= 2
+    for r in inner_results:
+        assert r["inner"]["outer_fold"] == 2 and r["test_dataset"] == "inner"
+        assert not (set(r["inner"]["validated_on_subjects"]) | set(r["inner"]["trained_on_subjects"])) & outer_test
+    # the chosen configuration is the best finished one by mean inner accuracy, and the tuned trial has it
+    done = [c for c in selection["configurations"] if c["completed"]]
+    assert selection["mean_inner_accuracy"] == max(c["mean_inner_accuracy"][-1] for c in done)
+    table = pd.read_csv(sweep / "trials.csv")
+    tuned = table[table.setting == "full-tuned"]
+    assert len(tuned) == 1 and tuned.status.iloc[0] == "finished"
+    assert (
+        tuned.lr.iloc[0] == selection["chosen"]["lr"] and tuned.batch_size.iloc[0] == selection["chosen"]["batch_size"]
+    )
+    assert json.loads(tuned.tuned.iloc[0])["inner_folds"] == 2
+    # a rerun restores each search: no inner or outer trial trains again
+    stamps = {p: p.stat().st_mtime_ns for p in sweep.glob("**/metrics.jsonl")}
+    again = run(f, tmp=tmp_path, **shared)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in sweep.glob("**/metrics.jsonl")} == stamps
+    assert json.loads(selection_file.read_text())["chosen"] == selection["chosen"]
