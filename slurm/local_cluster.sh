@@ -4,6 +4,8 @@
 #   slurm/local_cluster.sh start [--nodes N]   # prints the export lines to use it
 #   eval "$(slurm/local_cluster.sh env)"; sbatch --nodes=2 slurm/launch_ray.sh sweeps/demo.yaml
 #   slurm/local_cluster.sh status | stop
+#   slurm/local_cluster.sh crash-node node2     # every process of node2 killed, as when a machine dies
+#   slurm/local_cluster.sh restart-node node2   # node2 back (its slurmd again), ready for the next job
 #
 # Each node is a slurmd in a network namespace of its own (and a UTS namespace, so it has its
 # own hostname, node1..nodeN) with its own address, 10.77.0.(10+i), on a bridge that lives,
@@ -175,6 +177,39 @@ stop() {
     echo "local_cluster: stopped"
 }
 
+node_ns() {   # the namespace of node NAME of this cluster
+    [[ "${1:-}" =~ ^node[0-9]+$ ]] && [ -e "/run/netns/$TAG-$1" ] || {
+        echo "local_cluster: no node '${1:-}' (nodes: $(node_namespaces | sed "s/^$TAG-//" | paste -sd' '))" >&2
+        exit 2
+    }
+    echo "$TAG-$1"
+}
+
+crash_node() {   # as when the machine dies: slurmd, Ray, every process in the node's namespace
+    local ns
+    ns=$(node_ns "${1:-}")
+    local pids
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
+    echo "local_cluster: $1 crashed (its processes killed)"
+}
+
+restart_node() {   # its processes ended, slurmd again; Slurm returns it to service (ReturnToService=2)
+    local ns
+    ns=$(node_ns "${1:-}")
+    kill_namespace "$ns"
+    in_ns "$ns" unshare --uts sh -c "hostname $1 && SLURM_CONF=$CONF exec slurmd -f $CONF -N $1"
+    local i
+    for i in $(seq 1 120); do
+        case "$(PATH=$DIR/bin:$PATH SLURM_CONF=$CONF sinfo -h -n "$1" -N -o %t 2>/dev/null)" in
+            idle*|mix*|alloc*) echo "local_cluster: $1 is back"; return 0 ;;
+        esac
+        sleep 1
+    done
+    echo "local_cluster: $1 did not come back; see $DIR/log/slurmd-$1.log" >&2
+    exit 1
+}
+
 status() {
     # sinfo retries an absent controller for about a minute: ask only when ours is running
     [ -e "/run/netns/$CTL" ] && [ -f "$CONF" ] && pgrep -F "$DIR/slurmctld.pid" slurmctld >/dev/null 2>&1 \
@@ -187,5 +222,7 @@ case "${1:-}" in
     stop) stop ;;
     status) status ;;
     env) env_lines ;;
-    *) echo "usage: $0 start [--nodes N] | stop | status | env" >&2; exit 2 ;;
+    crash-node) crash_node "${2:-}" ;;
+    restart-node) restart_node "${2:-}" ;;
+    *) echo "usage: $0 start [--nodes N] | stop | status | env | crash-node NODE | restart-node NODE" >&2; exit 2 ;;
 esac

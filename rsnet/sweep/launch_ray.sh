@@ -10,6 +10,12 @@
 #   RSNET_DATA (<submit dir>/data: the datasets as <data>/<dataset>/), RSNET_PYTHON (the
 #   interpreter; default <submit dir>/.venv/bin/python if present, else python3).
 #
+# Losses cost what they must and no more: a node that fails does not end the job (--no-kill): its
+# trials are retried from their checkpoints on the others; a requeued job may start on fewer nodes
+# (sbatch --nodes=MIN-MAX; no --ntasks-per-node here, which would make Slurm give MIN). When the job is sent SIGTERM (preemption, an admin, `scancel
+# --signal=TERM --full`) or the head's Ray is lost, it requeues itself, as before its time limit;
+# the rerun resumes the sweep. Each node's Ray writes to $SUBMIT_DIR/.rsnet/ray-<job>-<node>.log.
+#
 # Pattern: Ray's documented Slurm recipe, a head plus one worker per further node, each started
 # with `srun ... ray start --block`. We start the nodes ourselves rather than with
 # `ray symmetric-run` (Ray >= 2.49) because that lets every port, the temp dir and the node
@@ -19,12 +25,12 @@
 #
 #SBATCH --job-name=rsnet-sweep
 #SBATCH --nodes=1
-#SBATCH --ntasks-per-node=1
 #SBATCH --cpus-per-task=8
 #SBATCH --time=1-00:00:00
 #SBATCH --output=rsnet-%x-%j.out
 #SBATCH --open-mode=append
 #SBATCH --requeue
+#SBATCH --no-kill
 #SBATCH --signal=B:USR1@300
 set -euo pipefail
 SWEEP=${1:?usage: sbatch slurm/launch_ray.sh SWEEP.yaml [python -m rsnet.sweep options]}
@@ -52,6 +58,8 @@ PORTS=(--node-manager-port=$((BASE + 1)) --object-manager-port=$((BASE + 2))
        --min-worker-port=$((BASE + 10)) --max-worker-port=$((BASE + 99)))
 # A short per-job temp dir (a folder per node in it): Ray's unix socket paths must stay under 107 bytes.
 TMP_DIR=/tmp/rsnet-$JOB
+LOGS=$SUBMIT_DIR/.rsnet  # each node's `ray start` output (Ray's own signal traces stay out of the job log)
+node_log() { echo "$LOGS/ray-$JOB-$1.log"; }
 # Security: the dashboard and job API run code for whoever reaches them: both off. Token auth
 # with a per-job token only this user can read (on the shared submit dir so every node sees it):
 # a client without it is refused. Each node's Ray advertises the node's address; its agents and
@@ -83,14 +91,27 @@ cleanup() {
     echo "launch_ray: job $JOB stopped its Ray ($TMP_DIR on ${#NODES[@]} node(s))"
 }
 trap cleanup EXIT
-on_warning() {   # time limit or preemption coming: requeue, the rerun resumes the sweep
-    echo "launch_ray: job $JOB got the warning signal: requeueing; the sweep resumes on restart"
-    scontrol requeue "$JOB" || true
+requeue() {   # $1: why. The rerun resumes the sweep; a job being cancelled is not requeued
+    if scontrol requeue "$JOB" 2>/dev/null; then
+        echo "launch_ray: job $JOB: $1: requeued; the sweep resumes where it stopped when the job restarts"
+    else
+        echo "launch_ray: job $JOB: $1: not requeued (cancelled?); the same sbatch resumes the sweep"
+    fi
+}
+on_warning() {   # time limit or preemption coming
+    requeue "the warning signal before the time limit"
     cleanup
     exit 0
 }
+on_term() {   # preemption, an admin, scancel --signal=TERM: stop the sweep (one line), then requeue
+    trap - TERM
+    cleanup   # the driver first (it saves the sweep's state), then this job's Ray
+    requeue "SIGTERM"
+    exit 0
+}
 trap on_warning USR1
-trap cleanup TERM INT
+trap on_term TERM
+trap cleanup INT
 
 # the nodes' addresses Ray lists as alive (a driver that connects and leaves)
 alive_ips() {
@@ -103,7 +124,8 @@ await_nodes() {
     while :; do
         for node in "$@"; do
             kill -0 "${STEP[$node]}" 2>/dev/null || {
-                echo "launch_ray: Ray did not start on node $node (${IP[$node]}): its 'ray start' exited; see its lines above" >&2
+                echo "launch_ray: Ray did not start on node $node (${IP[$node]}): its 'ray start' exited; the end of $(node_log "$node"):" >&2
+                tail -n 20 "$(node_log "$node")" >&2
                 exit 1
             }
         done
@@ -122,13 +144,15 @@ echo "launch_ray: job $JOB, ${#NODES[@]} node(s), head $HEAD ($ADDRESS), $CPUS C
 echo "launch_ray: results $RSNET_RESULTS, cache $RSNET_CACHE, data $RSNET_DATA"
 srun --overlap --nodes=1 --ntasks=1 -w "$HEAD" "$RAY" start --head --block \
     --node-ip-address="${IP[$HEAD]}" --port="$BASE" --temp-dir="$TMP_DIR/$HEAD" --include-dashboard=false \
-    --ray-client-server-port=$((BASE + 7)) --num-cpus="$CPUS" --num-gpus="$GPUS" "${PORTS[@]}" &
+    --ray-client-server-port=$((BASE + 7)) --num-cpus="$CPUS" --num-gpus="$GPUS" "${PORTS[@]}" \
+    >> "$(node_log "$HEAD")" 2>&1 &
 STEP[$HEAD]=$!
 STEPS+=($!)
 await_nodes "$HEAD"
 for node in "${NODES[@]:1}"; do
     srun --overlap --nodes=1 --ntasks=1 -w "$node" "$RAY" start --block --address="$ADDRESS" \
-        --node-ip-address="${IP[$node]}" --temp-dir="$TMP_DIR/$node" --num-cpus="$CPUS" --num-gpus="$GPUS" "${PORTS[@]}" &
+        --node-ip-address="${IP[$node]}" --temp-dir="$TMP_DIR/$node" --num-cpus="$CPUS" --num-gpus="$GPUS" "${PORTS[@]}" \
+        >> "$(node_log "$node")" 2>&1 &
     STEP[$node]=$!
     STEPS+=($!)
 done
@@ -142,4 +166,10 @@ set +e
 wait "$DRIVER"
 STATUS=$?
 DRIVER=
+# the sweep ended for a reason not its own: the head's Ray is gone (its step exited, or it answers no more)
+if [ $STATUS != 0 ] && { ! kill -0 "${STEP[$HEAD]}" 2>/dev/null || [ -z "$(alive_ips)" ]; }; then
+    cleanup
+    requeue "the head's Ray ($HEAD) was lost"
+    exit 0
+fi
 exit $STATUS

@@ -92,6 +92,11 @@ class Progress(tune.Callback):
     def on_trial_recover(self, iteration, trials, trial, **info):  # failed, to be retried
         self.running.discard(trial.trial_id)
         self._postfix()
+        try:
+            said = Path(trial.error_file).read_text(errors="replace").strip().splitlines()[-1][:200]
+        except (OSError, TypeError, IndexError):  # no error file (yet)
+            said = "its worker ended"
+        tqdm.write(f"[retry] {trial.config['trial']}: {said}; Tune retries it from its checkpoint", file=sys.stdout)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "epoch" in result:
@@ -140,12 +145,17 @@ class Progress(tune.Callback):
             self.table.flush()
 
 
+DUPLICATE_S = 3.0
+
+
 class Stop:
     """SIGINT and SIGTERM while a sweep runs: the first asks Tune to stop as its own interrupt does
     (SIGUSR1, handled inside Tuner.fit: trials stop, the state is saved), or, before Tune runs,
-    raises KeyboardInterrupt; a second stops at once (KeyboardInterrupt)."""
+    raises KeyboardInterrupt; a second stops at once (KeyboardInterrupt), unless it comes within
+    DUPLICATE_S seconds of the first (one stop sent twice)."""
 
     signal: str | None = None
+    at = 0.0  # when it came
 
     @classmethod
     def install(cls) -> None:
@@ -155,7 +165,9 @@ class Stop:
 
     @classmethod
     def _handle(cls, signum, frame) -> None:
-        again, cls.signal = cls.signal is not None, signal.Signals(signum).name
+        if cls.signal is not None and time.monotonic() - cls.at < DUPLICATE_S:
+            return  # one stop sent twice at once (Slurm's --full to every process, and the job's launcher)
+        again, cls.signal, cls.at = cls.signal is not None, signal.Signals(signum).name, time.monotonic()
         tune_listens = callable(signal.getsignal(signal.SIGUSR1))  # Tune's interrupt, while it runs
         if again or not tune_listens:
             raise KeyboardInterrupt

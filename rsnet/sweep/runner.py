@@ -118,6 +118,8 @@ def init_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | N
     # Tune's own words on an interrupted or partly failed run ("Trials did not complete: [every
     # trial]", how to restore): the sweep's last line says what finished and how to continue
     logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
+    # ... and its stack trace for each trial attempt lost (a node gone): the sweep says it in one line
+    logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
     # ... and, at the run's end, that no trial has Tune's metric files (there are none, see above)
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if address:
