@@ -230,6 +230,7 @@ def test_report_files_and_flags(sweep_dir):
         "subgroups",
         "mispredictions",
         "honest_vs_optimistic",
+        "nested_search",
         "failed_trials",
     ):
         for ext in ("md", "csv", "tex"):
@@ -272,7 +273,7 @@ def test_report_files_and_flags(sweep_dir):
     index = (out / "index.md").read_text()
     assert index.startswith("# SYNTHETIC DATA") and "pooled over all the protocol's folds" in index
     titles = [line for line in index.splitlines() if line.startswith("## ") and "(" in line]
-    assert len(titles) == 10 and all("SYNTHETIC DATA" in t for t in titles)  # every table's title
+    assert len(titles) == 11 and all("SYNTHETIC DATA" in t for t in titles)  # every table's title
     readings = pd.read_csv(out / "readings.csv", dtype=str).set_index("sweep").loc["abl"]
     assert readings.tolist() == [
         "balanced (inverse class share)",
