@@ -101,9 +101,7 @@ def assign_folds(dataset: str, videos: pd.DataFrame, mmi_folds: str = "authors",
     if not is_native(dataset):
         if "fold" in videos and videos.fold.notna().all():
             return videos.fold.astype(int)
-        if (subjects := videos.subject.nunique()) < n_folds:
-            raise DatasetError(f"{dataset}: {subjects} subjects cannot fill n_folds {n_folds} subject-disjoint folds")
-        return videos.subject.map(_balanced_subject_folds(videos, n_folds)).astype(int)
+        return videos.subject.map(_balanced_subject_folds(videos, n_folds, f"{dataset}: n_folds")).astype(int)
     if dataset == "uvanemo":
         fold = videos.id.map(uvanemo_table().set_index("video").fold)
         if fold.isna().any():
@@ -119,7 +117,8 @@ def assign_folds(dataset: str, videos: pd.DataFrame, mmi_folds: str = "authors",
     if dataset == "mmi" and mmi_folds == "authors":
         return _authors_mmi_folds(videos)
     if dataset == "mmi" and mmi_folds == "balanced":
-        return videos.subject.map(_balanced_subject_folds(videos, N_FOLDS["mmi"])).astype(int)
+        folds = _balanced_subject_folds(videos, N_FOLDS["mmi"], "mmi: mmi_folds balanced")
+        return videos.subject.map(folds).astype(int)
     if dataset == "mmi":
         raise ValueError(f"mmi_folds {mmi_folds!r} is not valid; valid: {', '.join(MMI_FOLDS)}")
     raise DatasetError(f"unknown dataset {dataset!r}; valid: {', '.join(N_FOLDS)}")
@@ -140,9 +139,12 @@ def _authors_mmi_folds(videos: pd.DataFrame) -> pd.Series:
     return fold.astype(int)
 
 
-def _balanced_subject_folds(videos: pd.DataFrame, k: int) -> dict[str, int]:
+def _balanced_subject_folds(videos: pd.DataFrame, k: int, field: str) -> dict[str, int]:
     """Whole subjects to k folds, greedily balancing spontaneous then total counts;
-    deterministic (subjects with most spontaneous, then most videos, then id, go first)."""
+    deterministic (subjects with most spontaneous, then most videos, then id, go first).
+    Fewer subjects than folds is a DatasetError naming `field` (the option that asked for k)."""
+    if (subjects := videos.subject.nunique()) < k:
+        raise DatasetError(f"{field} {k}: {subjects} subjects cannot fill {k} subject-disjoint folds")
     per = videos.groupby("subject").label.agg(spont="sum", total="count").reset_index()
     per = per.sort_values(["spont", "total", "subject"], ascending=[False, False, True])
     load = np.zeros((k, 2))
@@ -215,9 +217,7 @@ def _make_split(split, fold, dataset, videos, target_videos) -> Split:
 def inner_split(train: pd.DataFrame, k: int, fold: int) -> Split:
     """Nested cross-validation: the outer fold's training videos in `k` subject-disjoint folds,
     balanced over the labels (as `n_folds` folds are built); inner fold `fold` validates."""
-    if (subjects := train.subject.nunique()) < k:
-        raise ValueError(f"{subjects} training subjects cannot fill inner_folds {k} subject-disjoint folds")
-    inner = train.subject.map(_balanced_subject_folds(train, k))
+    inner = train.subject.map(_balanced_subject_folds(train, k, "inner_folds"))
     return Split(train[inner != fold], train[inner == fold], "inner")
 
 
