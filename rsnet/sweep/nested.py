@@ -93,7 +93,7 @@ def search_outer(sweep: Sweep, outer: Trial, sweep_dir: Path) -> dict:
             tune_config=tune.TuneConfig(
                 metric=METRIC,
                 mode="max",
-                search_alg=search.searcher(),
+                search_alg=search.searcher(outer.name),
                 scheduler=search.scheduler_for(outer.config.epochs),
                 num_samples=search.samples,
             ),
@@ -161,7 +161,8 @@ def choose(search_dir: Path, outer: Trial, k: int) -> dict:
 def tuned_trial(sweep: Sweep, outer: Trial, selection: dict) -> Trial:
     """The outer trial at the chosen configuration, marked with the search that chose it."""
     cfg = outer.config.replace(**selection["chosen"], tuned=sweep.search.identity())
-    return Trial(trial_name(cfg, f"{outer.setting or cfg.variant}-tuned"), f"{outer.setting or cfg.variant}-tuned", cfg)
+    setting = f"{outer.setting or cfg.variant}-tuned"
+    return Trial(trial_name(cfg, setting), setting, cfg)
 
 
 def run_searches(sweep: Sweep, outers: list[Trial], sweep_dir: Path, address, num_cpus, num_gpus) -> list[Trial]:

@@ -14,6 +14,7 @@ Parsed and checked here, once; rsnet.sweep.nested runs it.
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import asdict, dataclass, field
 
 from ..config import TrialConfig, with_role
@@ -34,7 +35,7 @@ class Search:
     inner_folds: int = 3
     scheduler: str = "asha"
     grace_period: int = 1
-    seed: int = 0  # the searcher's own seed: the same file samples the same configurations
+    seed: int = 0  # the searchers' seed: the same file samples the same configurations
 
     def tune_space(self) -> dict:
         """Ray Tune's search space of the file's distributions."""
@@ -47,14 +48,19 @@ class Search:
             out[name] = tune.choice(list(args)) if kind == "choice" else make[kind](*args)
         return out
 
-    def searcher(self):
-        """Ray Tune's searcher: OptunaSearch (TPE, seeded) or None (Tune's random sampling)."""
+    def searcher(self, outer: str):
+        """Ray Tune's searcher for the outer trial named `outer`: OptunaSearch (TPE) or Tune's
+        random sampling, seeded from `seed` and the outer trial, so that each outer fold and seed
+        draws its own configurations and a rerun of the file draws the same ones."""
+        seed = zlib.crc32(f"{self.seed}/{outer}".encode())
         if self.algorithm == "random":
-            return None
+            from ray.tune.search.basic_variant import BasicVariantGenerator
+
+            return BasicVariantGenerator(random_state=seed)
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=self.seed))
+        return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
 
     def scheduler_for(self, epochs: int):
         """Ray Tune's ASHA over epochs (or Tune's FIFO: every configuration to its last epoch)."""
