@@ -44,6 +44,17 @@ def tiny_variant(path: Path, *replacements: tuple[str, str]) -> Path:
     return path
 
 
+def tiny_one(path: Path, epochs: int, *replacements: tuple[str, str]) -> Path:
+    """The tiny sweep cut to one outer trial (fold 2, setting full) of `epochs` epochs."""
+    return tiny_variant(
+        path,
+        ("fold: [1, 2]", "fold: [2]"),
+        ("epochs: 3", f"epochs: {epochs}"),
+        ("    no_tsa: {variant: no_tsa}\n", ""),
+        *replacements,
+    )
+
+
 def parents() -> dict[int, int]:
     """Every process's parent, from /proc."""
     parent = {}

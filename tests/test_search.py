@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 import pytest
-from helpers import run, tiny_variant
+from helpers import run, tiny_one, tiny_variant
 
 from rsnet.data import assign_folds, list_videos, make_split, splits
 from rsnet.sweep.spec import SweepError, load_sweep
@@ -73,13 +73,7 @@ def test_a_splitter_that_leaks_an_outer_test_subject_is_caught(tiny_trial, corpo
 
 @pytest.mark.slow
 def test_a_tiny_search_chooses_from_its_inner_folds_and_a_rerun_trains_nothing(tmp_path, shared):
-    f = tiny_variant(
-        tmp_path / "search.yaml",
-        ("fold: [1, 2]", "fold: [2]"),
-        ("epochs: 3", "epochs: 2"),
-        ("    no_tsa: {variant: no_tsa}\n", ""),
-        ("max_failures: 2", f"max_failures: 2\n{SEARCH}"),
-    )
+    f = tiny_one(tmp_path / "search.yaml", 2, ("max_failures: 2", f"max_failures: 2\n{SEARCH}"))
     p = run(f, tmp=tmp_path, **shared)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     sweep = tmp_path / "results" / "tiny"

@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import pytest
 import torch
-from helpers import REPO, TINY, run, sweep_cmd, tiny_variant
+from helpers import REPO, TINY, run, sweep_cmd, tiny_one, tiny_variant
 
 
 def _wait(cond, proc, timeout=240):
@@ -33,12 +33,7 @@ def _lines(path):
 
 @pytest.mark.slow
 def test_killed_worker_is_retried_from_its_checkpoint(tmp_path, shared):
-    f = tiny_variant(
-        tmp_path / "one.yaml",
-        ("fold: [1, 2]", "fold: [2]"),
-        ("epochs: 3", "epochs: 6"),
-        ("    no_tsa: {variant: no_tsa}\n", ""),
-    )
+    f = tiny_one(tmp_path / "one.yaml", 6)
     proc = subprocess.Popen(
         sweep_cmd(f, tmp=tmp_path, **shared), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO
     )
