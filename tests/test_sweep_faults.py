@@ -108,6 +108,7 @@ def test_a_sweep_stopped_by_sigterm_or_killed_continues_where_it_stopped(tmp_pat
     proc.wait()
     killed = finished()
     assert len(killed) > len(done)
+    attempts = {name: _attempts(trials / name) for name in killed}
 
     p = run(TINY, "--num-cpus", "1", tmp=tmp_path, **shared)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -117,10 +118,15 @@ def test_a_sweep_stopped_by_sigterm_or_killed_continues_where_it_stopped(tmp_pat
     # the last run's own progress: its lines count on from the trials finished before
     lines = [line.split("]")[0] for line in p.stdout.splitlines() if line.startswith("[")]
     assert lines == [f"[{k}/4" for k in range(len(killed) + 1, 5)], p.stdout
-    for name in killed:  # finished before a stop: never trained again
+    for name in killed:  # finished before a stop (some after Tune's last snapshot): never started again
         assert (trials / name / "result.json").stat().st_mtime_ns == killed[name]
+        assert _attempts(trials / name) == attempts[name]
     for name in done:  # (one training at the SIGTERM resumed in the next run: a second attempt)
-        assert len(json.loads((trials / name / "sweep_trial.json").read_text())["attempts"]) == 1
+        assert _attempts(trials / name) == 1
+
+
+def _attempts(trial_dir) -> int:
+    return len(json.loads((trial_dir / "sweep_trial.json").read_text())["attempts"])
 
 
 def test_resources_no_node_has_are_an_error_before_any_trial(tmp_path, shared):

@@ -38,11 +38,11 @@ def trainable(spec: dict) -> None:
 
     cfg = TrialConfig.from_dict(spec["config"])
     out = Path(spec["out"])
-    if (out / "result.json").exists():  # finished before Tune's last snapshot of the sweep: nothing to do
-        return
-    configure_process(cfg.threads)  # this worker process is the trial's
     out.mkdir(parents=True, exist_ok=True)
     _note_attempt(out, spec["setting"], ray.get_runtime_context())
+    if (out / "result.json").exists():  # finished (InOrder ends such trials before they start)
+        return
+    configure_process(cfg.threads)  # this worker process is the trial's
     try:
         run_trial(cfg, out, report_epoch)
     except Exception as e:
@@ -143,8 +143,8 @@ def trial_name(trial) -> str:
 def experiment_name(trials: list[Trial]) -> str:
     """Tune experiment per trial list (and per form of Tune's trial config, so that an experiment
     saved by an rsnet whose configs held the whole spec is never restored into this one): editing
-    the sweep file starts a new experiment, whose already-finished trials then return at once
-    from their result files."""
+    the sweep file starts a new experiment, whose already-finished trials are ended unstarted
+    (InOrder)."""
     key = "\n".join(t.name for t in trials) + "\nTune's config: the trial's name"
     return "tune-" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
@@ -201,6 +201,7 @@ def run_on_ray(
     plan = planned(trials, sweep_dir, threads=max(1, int(res["cpu"])))
     fn = tune.with_resources(tune.with_parameters(run_planned, run=trainable_fn, plan=plan), res)
     path = str(storage / name)
+    InOrder.finished = frozenset(n for n, s in plan.items() if (Path(s["out"]) / "result.json").exists())
     progress = Progress(sweep_dir, trials, bar)
     ThisRun.current = [progress, *callbacks]
     if not fresh and tune.Tuner.can_restore(path):

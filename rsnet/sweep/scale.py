@@ -16,7 +16,14 @@ class InOrder(FIFOScheduler):
     Tune's loop (every epoch any trial reports), and the ended trials stay at the front: the
     driver's cost per trial grew with the trials that had ended. An ended trial does not start
     again within a run, so the front of the list that has ended is skipped, and remembered only
-    in this process (a restored sweep may resume them)."""
+    in this process (a restored sweep may resume them).
+
+    Trials whose files say they finished (`finished`, set by the driver before it runs) are ended
+    as HyperBand ends trials, never started: in a restored sweep, those that finished after Tune's
+    last snapshot of the experiment (the driver killed, the head lost); in a new experiment of an
+    edited sweep file, those an earlier one finished."""
+
+    finished: frozenset = frozenset()  # names (Tune's config["trial"]) of finished trials not yet ended
 
     def __init__(self):
         super().__init__()
@@ -30,6 +37,11 @@ class InOrder(FIFOScheduler):
         while self._ended < len(trials) and trials[self._ended].status == Trial.TERMINATED:
             self._ended += 1
         rest = trials[self._ended :]
+        if InOrder.finished:  # until each has come (a new experiment's trials come as Tune makes them)
+            for t in rest:
+                if t.status in (Trial.PENDING, Trial.PAUSED) and t.config.get("trial") in InOrder.finished:
+                    tune_controller.stop_trial(t)
+                    InOrder.finished = InOrder.finished - {t.config["trial"]}
         return next((t for t in rest if t.status == Trial.PENDING), None) or next(
             (t for t in rest if t.status == Trial.PAUSED), None
         )
