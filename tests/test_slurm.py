@@ -125,6 +125,11 @@ def ended(env, job):
     return state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "GONE")
 
 
+def attempts_made(trials: Path) -> int:
+    """The attempts every trial of a sweep has made so far (each noted as it starts)."""
+    return sum(len(hosts(d)) for d in trials.iterdir() if (d / "sweep_trial.json").exists())
+
+
 def hosts(trial_dir: Path) -> list[str]:
     return [a["host"] for a in json.loads((trial_dir / "sweep_trial.json").read_text())["attempts"]]
 
@@ -233,14 +238,15 @@ def connect_from(slurm, node: str, address: str, log: Path, **env) -> subprocess
         )
 
 
-def test_a_two_node_sweep_survives_a_crashed_node_and_a_sigterm_and_refuses_clients_without_the_token(slurm, tmp_path):
+def test_a_two_node_sweep_survives_losing_a_node_sigterm_and_its_head_and_refuses_tokenless_clients(slurm, tmp_path):
     """One job on one to two nodes (each launcher run costs ~20 s here): a Ray node on each Slurm
     node at its own address; node2 crashes while it trains (every process of it, slurmd too): the
     job goes on (--no-kill), node2's trials from their checkpoints on node1; clients without the
     job's token are refused; then the job is sent SIGTERM (as on preemption): one line, it requeues
-    itself and the rerun, on node1 alone (--nodes=1-2), trains only what was missing. The table
-    holds each trial once, every resumed trial predicts as if never stopped, the job stops its own
-    Ray, and node2 restarted serves again."""
+    itself and the rerun, on node1 alone (--nodes=1-2), trains only what was missing; its head's
+    raylet is killed while it trains: it requeues itself again, and the third run finishes. The
+    table holds each trial once, no finished trial is started again, every resumed trial predicts
+    as if never stopped, the job stops its own Ray, and node2 restarted serves again."""
     six = tmp_path / "six.yaml"
     six.write_text(TINY.read_text().replace("epochs: 3", "epochs: 6"))
     job = sbatch(slurm, tmp_path, "--nodes=1-2", str(REPO / "slurm/launch_ray.sh"), str(six))
@@ -296,13 +302,21 @@ def test_a_two_node_sweep_survives_a_crashed_node_and_a_sigterm_and_refuses_clie
     node1_only = {d.name for d in trials.iterdir() if (d / "result.json").exists() and hosts(d) == ["node1"]}
     # then SIGTERM to every process of the job, as a site's preemption sends it: it requeues itself
     subprocess.run(["scancel", "--signal=TERM", "--full", job], env=slurm, check=True)
+    wait_for(lambda: "SIGTERM: requeued" in log.read_text(), 120)
+    before = attempts_made(trials)
+    # the rerun (on node1 alone) loses its head's Ray while it trains: it requeues itself again
+    wait_for(lambda: ended(slurm, job) or attempts_made(trials) > before, 300)
+    assert job_state(slurm, job) == "RUNNING", log.read_text()
+    finished = {d: len(hosts(d)) for d in trials.iterdir() if (d / "result.json").exists()}
+    subprocess.run(["pkill", "-9", "-f", f"raylet/raylet .*/tmp/rsnet-{job}/node1/"], check=True)
     wait_for(lambda: ended(slurm, job), 900)
     log = log.read_text()
     assert job_state(slurm, job) == "COMPLETED", log
     assert f"launch_ray: job {job}: SIGTERM: requeued; the sweep resumes" in log, log
+    assert f"launch_ray: job {job}: the head's Ray (node1) was lost: requeued; the sweep resumes" in log, log
     assert "SIGTERM received" not in log and "Traceback" not in log, log  # no signal handlers' traces
     assert log.count(f"launch_ray: job {job}, 2 node(s), head node1 ({address})") == 1, log  # before
-    assert log.count(f"launch_ray: job {job}, 1 node(s), head node1 ({address})") == 1, log  # after, node2 down
+    assert log.count(f"launch_ray: job {job}, 1 node(s), head node1 ({address})") == 2, log  # after, node2 down
     assert log.rstrip().endswith(f"job {job} stopped its Ray (/tmp/rsnet-{job} on 1 node(s))"), log
     assert "sweep tiny: 4/4 finished, 0 failed" in log, log
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
@@ -313,6 +327,7 @@ def test_a_two_node_sweep_survives_a_crashed_node_and_a_sigterm_and_refuses_clie
     assert {h for a in attempts.values() for h in a} == {"node1", "node2"}
     assert any(a[:2] == ["node2", "node1"] for a in attempts.values()), attempts  # moved off the lost node
     assert all(len(attempts[trials / n]) == 1 for n in node1_only), attempts  # node1's: never interrupted
+    assert all(len(attempts[d]) == n for d, n in finished.items()), attempts  # finished: never started again
     assert token.stat().st_mode & 0o777 == 0o600 and token.parent.stat().st_mode & 0o777 == 0o700
     # each trial stopped and resumed (node lost, job requeued) predicts as one run straight through
     from rsnet.config import TrialConfig

@@ -83,9 +83,19 @@ GPUS=${SLURM_GPUS_ON_NODE:-0}
 if [ "$GPUS" = 0 ] && [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then GPUS=$(echo "$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c .); fi
 
 STEPS=()
+# the sweep's driver stopped: SIGINT (it stops its trials and saves the sweep's state), SIGKILL
+# if it has not ended within $1 seconds (a driver whose Ray is gone can neither stop nor save)
+stop_driver() {
+    [ -n "${DRIVER:-}" ] && kill -INT "$DRIVER" 2>/dev/null || return 0
+    local deadline=$((SECONDS + $1))
+    while kill -0 "$DRIVER" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 1; done
+    kill -KILL "$DRIVER" 2>/dev/null || true
+    wait "$DRIVER" 2>/dev/null || true
+    DRIVER=
+}
 cleanup() {
     trap - EXIT TERM INT
-    [ -n "${DRIVER:-}" ] && kill -INT "$DRIVER" 2>/dev/null && wait "$DRIVER" 2>/dev/null || true
+    stop_driver 60
     for pid in "${STEPS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${STEPS[@]}"; do wait "$pid" 2>/dev/null || true; done
     echo "launch_ray: job $JOB stopped its Ray ($TMP_DIR on ${#NODES[@]} node(s))"
@@ -163,9 +173,19 @@ echo "launch_ray: Ray is up on ${#NODES[@]} node(s): $(for n in "${NODES[@]}"; d
     --cache "$RSNET_CACHE" --data-root "$RSNET_DATA" "$@" &
 DRIVER=$!
 set +e
-wait "$DRIVER"
-STATUS=$?
-DRIVER=
+# the driver runs while the head's Ray does: when the head's `ray start --block` exits (its raylet
+# or GCS died), the driver, left without a Ray, would wait for it forever
+while kill -0 "$DRIVER" 2>/dev/null && kill -0 "${STEP[$HEAD]}" 2>/dev/null; do
+    sleep 2 & wait $!   # (a signal's trap runs at once)
+done
+if kill -0 "$DRIVER" 2>/dev/null; then
+    stop_driver 0
+    STATUS=1
+else
+    wait "$DRIVER"
+    STATUS=$?
+    DRIVER=
+fi
 # the sweep ended for a reason not its own: the head's Ray is gone (its step exited, or it answers no more)
 if [ $STATUS != 0 ] && { ! kill -0 "${STEP[$HEAD]}" 2>/dev/null || [ -z "$(alive_ips)" ]; }; then
     cleanup
