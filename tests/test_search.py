@@ -96,9 +96,27 @@ def test_a_tiny_search_chooses_from_its_inner_folds_and_a_rerun_trains_nothing(t
         tuned.lr.iloc[0] == selection["chosen"]["lr"] and tuned.batch_size.iloc[0] == selection["chosen"]["batch_size"]
     )
     assert json.loads(tuned.tuned.iloc[0])["inner_folds"] == 2
+    # TensorBoard's HParams: an entry per configuration, with its values and mean inner accuracy per epoch
+    for c in selection["configurations"]:
+        values, curve = hparams_entry(selection_file.parent / "configs" / c["configuration"])
+        assert values == {**c["params"], "outer_fold": 2, "seed": 0}
+        assert curve == pytest.approx(c["mean_inner_accuracy"])
     # a rerun restores each search: no inner or outer trial trains again
     stamps = {p: p.stat().st_mtime_ns for p in sweep.glob("**/metrics.jsonl")}
     again = run(f, tmp=tmp_path, **shared)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in sweep.glob("**/metrics.jsonl")} == stamps
     assert json.loads(selection_file.read_text())["chosen"] == selection["chosen"]
+
+
+def hparams_entry(folder) -> tuple[dict, list[float]]:
+    """A folder's HParams values and its hparam/inner_accuracy points, read with TensorBoard's reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    content = events.PluginTagToContent(metadata.PLUGIN_NAME).values()
+    (start,) = [s for c in content if (s := plugin_data_pb2.HParamsPluginData.FromString(c).session_start_info).hparams]
+    values = {k: v.number_value if v.HasField("number_value") else v.string_value for k, v in start.hparams.items()}
+    return values, [e.value for e in events.Scalars("hparam/inner_accuracy")]

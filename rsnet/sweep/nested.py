@@ -12,7 +12,8 @@ For each outer trial of the sweep (a combination, an outer fold, a seed):
    once on the outer fold, as an ordinary trial (`tuned` set), beside the same trial at the
    sweep's defaults.
 Files: search/<outer>/tune (Tune's experiment: restored by a rerun, the searcher continues),
-search/<outer>/configs/<hash>/{configuration.json, inner<k>/ (a trial's files)}.
+search/<outer>/configs/<hash>/{configuration.json, the configuration's TensorBoard HParams entry,
+inner<k>/ (a trial's files)}.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def configuration(params: dict, outer: dict) -> None:
     base = Path(outer["dir"]) / "configs" / cfg.hash()[:12]
     base.mkdir(parents=True, exist_ok=True)
     write_json_atomic(base / "configuration.json", {"params": params, "outer_trial": outer["name"]})
+    board = hparams_board(base, cfg, params)
     t0, k = time.perf_counter(), outer["inner_folds"]
     runs, histories, steps = [], [], []
     for j in range(1, k + 1):
@@ -62,11 +64,29 @@ def configuration(params: dict, outer: dict) -> None:
             if len(history) < epoch:
                 next(step)
         mean = sum(h[epoch - 1]["test_acc"] for h in histories) / k  # an inner trial's test is its inner fold
-        if epoch == cfg.epochs:  # before the last report, after which the scheduler may end the process
+        board.add_scalar(f"hparam/{METRIC}", mean, epoch)
+        board.flush()  # before the report, after which the scheduler may end the process
+        if epoch == cfg.epochs:
             for run in runs:
                 if run is not None:
                     finish_trial(run, time.perf_counter() - t0)
+            board.close()
         tune.report({"epoch": epoch, METRIC: mean})
+
+
+def hparams_board(base: Path, cfg: TrialConfig, params: dict):
+    """A TensorBoard writer in the configuration's folder, its HParams entry written: the searched
+    values, the outer fold and seed, and hparam/inner_accuracy (the inner folds' mean validation
+    accuracy, one point per epoch run), so that HParams lists every configuration, those ASHA
+    stopped too (an inner trial's own entry is written only when it finishes)."""
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import hparams
+
+    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in params.items()}
+    writer = SummaryWriter(str(base))
+    for summary in hparams({**values, "outer_fold": cfg.fold, "seed": cfg.seed}, {f"hparam/{METRIC}": 0.0}):
+        writer.file_writer.add_summary(summary)
+    return writer
 
 
 def outer_spec(sweep_dir: Path, outer: Trial, k: int, threads: int) -> dict:
