@@ -17,7 +17,7 @@ demo: $(VENV)/.installed
 # lint, the whole suite (two pytest-xdist workers, a test file each at a time: the Ray and Slurm
 # tests spend much of their time waiting), then the float32-against-float64 tests on AVX2 kernels
 test: $(VENV)/.installed lint
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 	$(AVX2) $(PY) -m pytest -q -m numerics
 
 # ruff's lint and format check, configured in pyproject.toml
@@ -27,4 +27,4 @@ lint: $(VENV)/.installed
 
 # for the edit loop: the suite without the tests marked slow (Ray, Slurm, training)
 test-quick: $(VENV)/.installed
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"

@@ -108,3 +108,14 @@ def pytest_report_header(config):
     import torch
 
     return f"torch {torch.__version__}, CPU kernels: {torch.backends.cpu.get_cpu_capability()}"
+
+
+# The files whose tests mostly wait on services (Slurm jobs, Ray sweeps) are dealt out first, the
+# longest first, so the other worker runs the CPU-bound files beside them (`make test` passes
+# --no-loadscope-reorder so that pytest-xdist keeps this order).
+FIRST = ("test_slurm.py", "test_sweep.py", "test_sweep_faults.py", "test_search.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: each file's own order
