@@ -12,9 +12,11 @@
 #
 # Losses cost what they must and no more: a node that fails does not end the job (--no-kill): its
 # trials are retried from their checkpoints on the others; a requeued job may start on fewer nodes
-# (sbatch --nodes=MIN-MAX; no --ntasks-per-node here, which would make Slurm give MIN). When the job is sent SIGTERM (preemption, an admin, `scancel
-# --signal=TERM --full`) or the head's Ray is lost, it requeues itself, as before its time limit;
-# the rerun resumes the sweep. Each node's Ray writes to $SUBMIT_DIR/.rsnet/ray-<job>-<node>.log.
+# (sbatch --nodes=MIN-MAX; no --ntasks-per-node here, which would make Slurm give MIN). When the
+# job is sent SIGTERM (preemption, an admin, `scancel --signal=TERM --full`) or the head's Ray is
+# lost (its `ray start --block` step exits: the driver, left without Ray, is stopped), it requeues
+# itself, as before its time limit; the rerun resumes the sweep. Each node's Ray writes to
+# $SUBMIT_DIR/.rsnet/ray-<job>-<node>.log.
 #
 # Pattern: Ray's documented Slurm recipe, a head plus one worker per further node, each started
 # with `srun ... ray start --block`. We start the nodes ourselves rather than with
