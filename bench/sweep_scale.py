@@ -83,14 +83,14 @@ def fake_trial(spec: dict, epochs: int) -> None:
     from rsnet.sweep.runner import report_epoch
 
     cfg, out = spec["config"], Path(spec["out"])
-    if (out / "result.json").exists():  # as the real trainable: a finished trial is not run again
-        return
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", cfg)
     meta = json.loads((out / "sweep_trial.json").read_text()) if (out / "sweep_trial.json").exists() else None
     meta = meta or {"setting": spec["setting"], "attempts": []}
     meta["attempts"].append({"pid": os.getpid(), "time": time.time()})
     write_json_atomic(out / "sweep_trial.json", meta)
+    if (out / "result.json").exists():  # as the real trainable: a finished trial is not run again
+        return
+    write_json_atomic(out / "config.json", cfg)
     rng = np.random.default_rng(cfg["seed"] * 1000 + cfg["fold"])
     history = []
     for epoch in range(1, epochs + 1):
