@@ -69,9 +69,12 @@ def ray_processes(tmp: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_sweep_stopped_by_sigterm_or_killed_continues_where_it_stopped(tmp_path, shared):
+def test_a_sweep_stopped_by_sigterm_or_killed_continues_where_it_stopped(tmp_path, shared, monkeypatch):
     """SIGTERM: one line, no traces, no Ray process left; the same command, killed outright
-    (SIGKILL of its process group) and run once more, finishes only the missing trials."""
+    (SIGKILL of its process group) and run once more, finishes only the missing trials. The sweep
+    runs as two Tune experiments (RSNET_TUNE_PART=3: parts of 3 and 1 trials), as a sweep of
+    thousands does."""
+    monkeypatch.setenv("RSNET_TUNE_PART", "3")
     cmd = sweep_cmd(TINY, "--num-cpus", "1", tmp=tmp_path, **shared)
     trials = tmp_path / "results" / "tiny" / "trials"
 
@@ -115,6 +118,7 @@ def test_a_sweep_stopped_by_sigterm_or_killed_continues_where_it_stopped(tmp_pat
     assert sorted(finished()) == sorted(d.name for d in trials.iterdir()) and len(finished()) == 4
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
     assert len(table) == 4 and table.trial.is_unique
+    assert len(list((tmp_path / "results" / "tiny" / "ray").glob("tune-*"))) == 2  # one per part
     # the last run's own progress: its lines count on from the trials finished before
     lines = [line.split("]")[0] for line in p.stdout.splitlines() if line.startswith("[")]
     assert lines == [f"[{k}/4" for k in range(len(killed) + 1, 5)], p.stdout

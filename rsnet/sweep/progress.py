@@ -61,7 +61,10 @@ class Progress(tune.Callback):
         self.__class__ = tune.Callback
 
     def setup(self, **info):
-        """At the run's start (a restored one too): the table read once, the bar past what finished."""
+        """At the run's start (a restored one too): the table read once, the bar past what finished.
+        Tune calls it again for each part of a sweep (runner.parts): only the first counts."""
+        if self.table is not None:
+            return
         self.table = LiveTable(self.sweep_dir, self.trials)
         self.done = {t.name for t in self.trials if self.table.rows[t.name].get("status") == "finished"}
         self.finished = self.before = len(self.done)
@@ -133,8 +136,8 @@ class Progress(tune.Callback):
             write_json_atomic(out / "failed.json", {"error": error.strip()[-2000:], "time": time.time()})
         self._ended(trial, "FAILED (error in trials.csv)")
 
-    def on_experiment_end(self, trials, **info):
-        self.close()
+    def on_experiment_end(self, trials, **info):  # a part of the sweep (runner.parts) ended
+        self.table.flush()
 
     def close(self):
         """The table written and the bar closed (also after an interrupted run)."""

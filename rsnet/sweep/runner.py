@@ -196,14 +196,39 @@ def run_on_ray(
 
         check_resources(sweep, [n["Resources"] for n in ray.nodes() if n["Alive"]])
     storage = (sweep_dir / "ray").resolve()
-    name = experiment_name(trials)
     res = {"cpu": sweep.resources["cpu"], "gpu": sweep.resources["gpu"]}
     plan = planned(trials, sweep_dir, threads=max(1, int(res["cpu"])))
-    fn = tune.with_resources(tune.with_parameters(run_planned, run=trainable_fn, plan=plan), res)
-    path = str(storage / name)
-    InOrder.finished = frozenset(n for n, s in plan.items() if (Path(s["out"]) / "result.json").exists())
     progress = Progress(sweep_dir, trials, bar)
     ThisRun.current = [progress, *callbacks]
+    progress.setup()  # (Tune calls it again at each part's start: only the first counts)
+    try:
+        for part in parts(trials):
+            if Stop.signal:
+                break
+            if all((Path(plan[t.name]["out"]) / "result.json").exists() for t in part):
+                continue  # a finished part needs no Tune: a rerun skips it whole
+            fit_part(sweep, part, {t.name: plan[t.name] for t in part}, storage, res, trainable_fn, fresh)
+    finally:
+        progress.close()
+    return progress.table.flush()
+
+
+def parts(trials: list[Trial]) -> list[list[Trial]]:
+    """The sweep's trials in consecutive parts of $RSNET_TUNE_PART (default 1,000), each run as a
+    Tune experiment of its own: Tune keeps every trial of an experiment in the driver's memory
+    until it ends, so one experiment of thousands grows the driver by tens of KiB per trial
+    (bench/sweep_scale.py). The cost: the cluster drains a part's last trials before the next
+    part starts (about one trial's time per part)."""
+    size = int(os.environ.get("RSNET_TUNE_PART", "1000"))
+    return [trials[i : i + size] for i in range(0, len(trials), size)]
+
+
+def fit_part(sweep: Sweep, part: list[Trial], plan: dict, storage: Path, res: dict, trainable_fn, fresh: bool):
+    """One part's Tune experiment run, or restored and finished (see experiment_name)."""
+    fn = tune.with_resources(tune.with_parameters(run_planned, run=trainable_fn, plan=plan), res)
+    name = experiment_name(part)
+    path = str(storage / name)
+    InOrder.finished = frozenset(n for n, s in plan.items() if (Path(s["out"]) / "result.json").exists())
     if not fresh and tune.Tuner.can_restore(path):
         print(f"sweep: resuming the Tune experiment in {path}")
         tuner = tune.Tuner.restore(path, trainable=fn, resume_errored=True)
@@ -225,8 +250,4 @@ def run_on_ray(
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
             ),
         )
-    try:
-        tuner.fit()
-    finally:
-        progress.close()
-    return progress.table.flush()
+    tuner.fit()
