@@ -162,6 +162,9 @@ class Stop:
 
     @classmethod
     def install(cls) -> None:
+        """Ours for SIGINT and SIGTERM from now on, for a run not stopped yet (one process may
+        run several: bench/sweep_scale.py stops one and restores it)."""
+        cls.signal = None
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours takes SIGINT; Tune keeps SIGUSR1
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, cls._handle)
