@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 from ray import tune
@@ -191,9 +192,12 @@ def run_searches(sweep: Sweep, outers: list[Trial], sweep_dir: Path, address, nu
     from .runner import check_resources, init_ray
 
     init_ray(address, num_cpus, num_gpus)
+    Stop.install()  # after ray.init, whose SIGTERM handler would abort the driver with stack traces
     import ray
 
     check_resources(sweep, [n["Resources"] for n in ray.nodes() if n["Alive"]])
+    # a restored configuration reports its epochs again from the start: Optuna keeps the first
+    warnings.filterwarnings("ignore", message="The reported value is ignored because this `step")
     tuned = []
     for i, outer in enumerate(outers, 1):
         selection = search_outer(sweep, outer, sweep_dir)

@@ -60,6 +60,7 @@ class Search:
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per study and trial
         return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
 
     def scheduler_for(self, epochs: int):
