@@ -86,11 +86,15 @@ if [ "$GPUS" = 0 ] && [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then GPUS=$(echo "$CUD
 
 STEPS=()
 # the sweep's driver stopped: SIGINT (it stops its trials and saves the sweep's state), SIGKILL
-# if it has not ended within $1 seconds (a driver whose Ray is gone can neither stop nor save)
+# if it has not ended within $1 seconds, or 5 s after the head's Ray is gone (a SIGTERM to the
+# whole job reaches the Ray steps too): a driver without its Ray waits on it, unable to stop
 stop_driver() {
     [ -n "${DRIVER:-}" ] && kill -INT "$DRIVER" 2>/dev/null || return 0
     local deadline=$((SECONDS + $1))
-    while kill -0 "$DRIVER" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 1; done
+    while kill -0 "$DRIVER" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+        kill -0 "${STEP[$HEAD]}" 2>/dev/null || deadline=$((deadline < SECONDS + 5 ? deadline : SECONDS + 5))
+        sleep 1
+    done
     kill -KILL "$DRIVER" 2>/dev/null || true
     wait "$DRIVER" 2>/dev/null || true
     DRIVER=
