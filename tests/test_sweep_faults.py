@@ -133,6 +133,18 @@ def _attempts(trial_dir) -> int:
     return len(json.loads((trial_dir / "sweep_trial.json").read_text())["attempts"])
 
 
+def test_a_sweep_runs_in_parts_of_rsnet_tune_part_trials(monkeypatch):
+    from rsnet.sweep.runner import parts
+    from rsnet.sweep.spec import SweepError
+
+    trials = list(range(2500))
+    assert [len(p) for p in parts(trials)] == [1000, 1000, 500] and sum(parts(trials), []) == trials
+    for bad in ("0", "ten", "-5"):
+        monkeypatch.setenv("RSNET_TUNE_PART", bad)
+        with pytest.raises(SweepError, match=f"RSNET_TUNE_PART='{bad}': the trials per Tune experiment"):
+            parts(trials)
+
+
 def test_resources_no_node_has_are_an_error_before_any_trial(tmp_path, shared):
     """A trial asking for a GPU of a Ray without one would wait forever: an error naming the
     sweep file's resources key, the request and what the nodes have."""

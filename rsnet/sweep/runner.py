@@ -187,6 +187,7 @@ def run_on_ray(
     return the sweep's table; `bar`: the progress bar on (True), off (False) or on a terminal
     only (None); without `wait_for_resources`, resources no node has are a SweepError;
     `trainable_fn` and extra Tune `callbacks`: for benchmarks of the driver (bench/sweep_scale.py)."""
+    chunks = parts(trials)
     if not (address or wait_for_resources):  # before starting a local Ray for nothing
         check_resources(sweep, [local_node(num_cpus, num_gpus)])
     init_ray(address, num_cpus, num_gpus)
@@ -202,7 +203,7 @@ def run_on_ray(
     ThisRun.current = [progress, *callbacks]
     progress.setup()  # (Tune calls it again at each part's start: only the first counts)
     try:
-        for part in parts(trials):
+        for part in chunks:
             if Stop.signal:
                 break
             if all((Path(plan[t.name]["out"]) / "result.json").exists() for t in part):
@@ -219,7 +220,10 @@ def parts(trials: list[Trial]) -> list[list[Trial]]:
     until it ends, so one experiment of thousands grows the driver by tens of KiB per trial
     (bench/sweep_scale.py). The cost: the cluster drains a part's last trials before the next
     part starts (about one trial's time per part)."""
-    size = int(os.environ.get("RSNET_TUNE_PART", "1000"))
+    raw = os.environ.get("RSNET_TUNE_PART", "1000")
+    if not raw.isdigit() or int(raw) < 1:
+        raise SweepError(f"RSNET_TUNE_PART={raw!r}: the trials per Tune experiment, an integer >= 1")
+    size = int(raw)
     return [trials[i : i + size] for i in range(0, len(trials), size)]
 
 
