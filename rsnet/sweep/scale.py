@@ -38,10 +38,11 @@ class InOrder(FIFOScheduler):
             self._ended += 1
         rest = trials[self._ended :]
         if InOrder.finished:  # until each has come (a new experiment's trials come as Tune makes them)
-            for t in rest:
-                if t.status in (Trial.PENDING, Trial.PAUSED) and t.config.get("trial") in InOrder.finished:
-                    tune_controller.stop_trial(t)
-                    InOrder.finished = InOrder.finished - {t.config["trial"]}
+            for t in trials:
+                if (name := t.config.get("trial")) in InOrder.finished:
+                    if t.status in (Trial.PENDING, Trial.PAUSED):
+                        tune_controller.stop_trial(t)
+                    InOrder.finished = InOrder.finished - {name}  # ended already: Tune's snapshot knew
         return next((t for t in rest if t.status == Trial.PENDING), None) or next(
             (t for t in rest if t.status == Trial.PAUSED), None
         )
