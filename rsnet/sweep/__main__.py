@@ -201,7 +201,7 @@ def run(sweep: Sweep, planned: list[Trial], trials: list[Trial], a: argparse.Nam
         if sweep.search:  # nested CV: each outer trial's search, then its tuned trial beside it
             from .nested import run_searches
 
-            tuned = run_searches(sweep, trials, sweep_dir, a.address, a.num_cpus, a.num_gpus)
+            tuned = run_searches(sweep, trials, sweep_dir, a.address, a.num_cpus, a.num_gpus, a.wait_for_resources)
             trials = [*trials, *tuned]
             write_plan(sweep_dir, [*planned, *tuned])
 

@@ -55,7 +55,7 @@ def configuration(params: dict, outer: dict) -> None:
         run = start_trial(cfg.replace(inner_folds=k, inner_fold=j), out)
         runs.append(run)
         if run is None:  # finished before a restore: its epochs from its files
-            histories.append([json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()])
+            histories.append(read_history(out))
             steps.append(None)
         else:
             histories.append(run.state["history"])  # fit_epochs appends to it
@@ -73,6 +73,12 @@ def configuration(params: dict, outer: dict) -> None:
                     finish_trial(run, time.perf_counter() - t0)
             board.close()
         tune.report({"epoch": epoch, METRIC: mean})
+
+
+def read_history(trial_dir: Path) -> list[dict]:
+    """A trial's epochs so far, from its metrics.jsonl (none yet: [])."""
+    path = trial_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def hparams_board(base: Path, cfg: TrialConfig, params: dict):
@@ -139,12 +145,7 @@ def choose(search_dir: Path, outer: Trial, k: int) -> dict:
     for d in sorted((search_dir / "configs").glob("*/configuration.json")):
         d = d.parent
         inner = [d / f"inner{j}" for j in range(1, k + 1)]
-        curves = [
-            [json.loads(line)["test_acc"] for line in (p / "metrics.jsonl").read_text().splitlines()]
-            if (p / "metrics.jsonl").exists()
-            else []
-            for p in inner
-        ]
+        curves = [[row["test_acc"] for row in read_history(p)] for p in inner]
         run = min(map(len, curves))
         records.append(
             {
@@ -186,16 +187,14 @@ def tuned_trial(sweep: Sweep, outer: Trial, selection: dict) -> Trial:
     return Trial(trial_name(cfg, setting), setting, cfg)
 
 
-def run_searches(sweep: Sweep, outers: list[Trial], sweep_dir: Path, address, num_cpus, num_gpus) -> list[Trial]:
+def run_searches(
+    sweep: Sweep, outers: list[Trial], sweep_dir: Path, address, num_cpus, num_gpus, wait_for_resources=False
+) -> list[Trial]:
     """Each outer trial's search, one after another (each uses the whole Ray cluster); the tuned
     trials to run beside them. A rerun restores each search's Tune experiment."""
-    from .runner import check_resources, init_ray
+    from .runner import start_ray
 
-    init_ray(address, num_cpus, num_gpus)
-    Stop.install()  # after ray.init, whose SIGTERM handler would abort the driver with stack traces
-    import ray
-
-    check_resources(sweep, [n["Resources"] for n in ray.nodes() if n["Alive"]])
+    start_ray(sweep, address, num_cpus, num_gpus, wait_for_resources)
     # a restored configuration reports its epochs again from the start: Optuna keeps the first
     warnings.filterwarnings("ignore", message="The reported value is ignored because this `step")
     tuned = []

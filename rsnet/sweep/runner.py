@@ -170,6 +170,20 @@ def local_node(num_cpus: int | None, num_gpus: int | None) -> dict:
     return {"CPU": num_cpus or os.cpu_count(), "GPU": torch.cuda.device_count() if num_gpus is None else num_gpus}
 
 
+def start_ray(sweep: Sweep, address, num_cpus, num_gpus, wait_for_resources: bool) -> None:
+    """Ray up (a local one, or connected to `address`) for the sweep, with its Stop installed;
+    without `wait_for_resources`, resources no node has are a SweepError (checked before a local
+    Ray is started for nothing)."""
+    if not (address or wait_for_resources):
+        check_resources(sweep, [local_node(num_cpus, num_gpus)])
+    init_ray(address, num_cpus, num_gpus)
+    Stop.install()  # after ray.init, whose SIGTERM handler would exit with Ray's stack traces
+    if not wait_for_resources:
+        import ray
+
+        check_resources(sweep, [n["Resources"] for n in ray.nodes() if n["Alive"]])
+
+
 def run_on_ray(
     sweep: Sweep,
     trials: list[Trial],
@@ -188,14 +202,7 @@ def run_on_ray(
     only (None); without `wait_for_resources`, resources no node has are a SweepError;
     `trainable_fn` and extra Tune `callbacks`: for benchmarks of the driver (bench/sweep_scale.py)."""
     chunks = parts(trials)
-    if not (address or wait_for_resources):  # before starting a local Ray for nothing
-        check_resources(sweep, [local_node(num_cpus, num_gpus)])
-    init_ray(address, num_cpus, num_gpus)
-    Stop.install()  # after ray.init, whose SIGTERM handler would exit with Ray's stack traces
-    if not wait_for_resources:
-        import ray
-
-        check_resources(sweep, [n["Resources"] for n in ray.nodes() if n["Alive"]])
+    start_ray(sweep, address, num_cpus, num_gpus, wait_for_resources)
     storage = (sweep_dir / "ray").resolve()
     res = {"cpu": sweep.resources["cpu"], "gpu": sweep.resources["gpu"]}
     plan = planned(trials, sweep_dir, threads=max(1, int(res["cpu"])))
@@ -206,8 +213,10 @@ def run_on_ray(
         for part in chunks:
             if Stop.signal:
                 break
-            if all((Path(plan[t.name]["out"]) / "result.json").exists() for t in part):
+            finished = frozenset(t.name for t in part if (Path(plan[t.name]["out"]) / "result.json").exists())
+            if len(finished) == len(part):
                 continue  # a finished part needs no Tune: a rerun skips it whole
+            InOrder.finished = finished
             fit_part(sweep, part, {t.name: plan[t.name] for t in part}, storage, res, trainable_fn, fresh)
     finally:
         progress.close()
@@ -228,11 +237,11 @@ def parts(trials: list[Trial]) -> list[list[Trial]]:
 
 
 def fit_part(sweep: Sweep, part: list[Trial], plan: dict, storage: Path, res: dict, trainable_fn, fresh: bool):
-    """One part's Tune experiment run, or restored and finished (see experiment_name)."""
+    """One part's Tune experiment run, or restored and finished (see experiment_name); the
+    caller has set InOrder.finished to the part's finished trials."""
     fn = tune.with_resources(tune.with_parameters(run_planned, run=trainable_fn, plan=plan), res)
     name = experiment_name(part)
     path = str(storage / name)
-    InOrder.finished = frozenset(n for n, s in plan.items() if (Path(s["out"]) / "result.json").exists())
     if not fresh and tune.Tuner.can_restore(path):
         print(f"sweep: resuming the Tune experiment in {path}")
         tuner = tune.Tuner.restore(path, trainable=fn, resume_errored=True)
