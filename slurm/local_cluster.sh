@@ -20,7 +20,8 @@
 # with a private SLURM_CONF, munge key and socket under $RSNET_SLURM_DIR (default
 # /tmp/rsnet-slurm), so it touches no system-wide Slurm. Settings that work on a plain VM or
 # container: proctrack/linuxproc, task/none, no accounting (so no sacct: submitit warns
-# "Bypassing sacct error" and still reads results).
+# "Bypassing sacct error" and still reads results). A requeued job starts again 10 s after its
+# requeue (cred_expire; a real cluster's default is 120 s).
 set -euo pipefail
 DIR=${RSNET_SLURM_DIR:-/tmp/rsnet-slurm}
 CONF=$DIR/slurm.conf
@@ -83,7 +84,7 @@ SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$SOCK
+AuthInfo=socket=$SOCK,cred_expire=10
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation=$DIR/state

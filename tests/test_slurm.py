@@ -118,11 +118,11 @@ def no_ray_left(job):
 
 
 def ended(env, job):
-    """The job's final state, once it has one (polled: `sbatch --wait` backs off to 10 s+)."""
-    state = job_state(env, job)
-    if state == "PENDING":  # Slurm holds a requeued job for 2 minutes (BeginTime); not in a test
-        subprocess.run(["scontrol", "update", f"jobid={job}", "starttime=now"], env=env)
-    return state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "GONE")
+    """The job's final state, once it has one (polled: `sbatch --wait` backs off to 10 s+). A
+    requeued job starts again by itself once its credential has expired (cred_expire, 10 s on
+    slurm/local_cluster.sh; 120 s by default): forcing it sooner races the node's clean-up of
+    its last run, and Slurm then fails it ("Job credential revoked")."""
+    return job_state(env, job) in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "GONE")
 
 
 def attempts_made(trials: Path) -> int:
