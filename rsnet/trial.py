@@ -188,6 +188,8 @@ def _setup(cfg: TrialConfig, out: Path, progress: bool) -> Run:
         print(f"rsnet: {note}", file=sys.stderr, flush=True)
     train, val, test, facts = load_data(cfg, progress)
     facts = {**facts, "device_note": note}
+    if "inner" in facts:  # on record from the start: an inner trial ASHA stops writes no result.json
+        write_json_atomic(out / "inner.json", facts["inner"])
     torch.manual_seed(cfg.seed)
     model = cfg.model().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

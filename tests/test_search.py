@@ -4,6 +4,7 @@ a tiny search runs end to end on Ray Tune, its selection auditable from the file
 continues it without training anything again."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -80,14 +81,21 @@ def test_a_tiny_search_chooses_from_its_inner_folds_and_a_rerun_trains_nothing(t
     [selection_file] = sweep.glob("search/*/selection.json")
     selection = json.loads(selection_file.read_text())
     outer_test = set(pd.read_csv(next(sweep.glob("trials/*_full_*/predictions.csv")), dtype=str).subject)
-    # every inner trial: its outer fold, the subjects it validated on, none of them an outer test subject
-    inner_results = [json.loads(p.read_text()) for p in sweep.glob("search/*/configs/*/inner*/result.json")]
-    assert len(inner_results) == 2 * len(selection["configurations"]) >= 2
-    for r in inner_results:
-        assert r["inner"]["outer_fold"] == 2 and r["test_dataset"] == "inner"
-        assert not (set(r["inner"]["validated_on_subjects"]) | set(r["inner"]["trained_on_subjects"])) & outer_test
-    # the chosen configuration is the best finished one by mean inner accuracy, and the tuned trial has it
+    # every inner trial, ASHA's stopped ones too: its outer fold and subjects, none an outer test subject
+    inner = [Path(t) for c in selection["configurations"] for t in c["inner_trials"]]
+    assert len(inner) == 2 * len(selection["configurations"]) >= 2
+    for t in inner:
+        record = json.loads((t / "inner.json").read_text())
+        assert record["outer_fold"] == 2 and record["inner_fold"] == int(t.name[-1])
+        assert not (set(record["validated_on_subjects"]) | set(record["trained_on_subjects"])) & outer_test
+    # a configuration ran every epoch iff its inner trials all finished, tested on their inner folds
     done = [c for c in selection["configurations"] if c["completed"]]
+    assert done and all((c["epochs_run"] == 2) == c["completed"] for c in selection["configurations"])
+    for c in done:
+        for t in c["inner_trials"]:
+            r = json.loads((Path(t) / "result.json").read_text())
+            assert r["test_dataset"] == "inner" and r["inner"] == json.loads((Path(t) / "inner.json").read_text())
+    # the chosen configuration is the best finished one by mean inner accuracy, and the tuned trial has it
     assert selection["mean_inner_accuracy"] == max(c["mean_inner_accuracy"][-1] for c in done)
     table = pd.read_csv(sweep / "trials.csv")
     tuned = table[table.setting == "full-tuned"]
@@ -120,3 +128,4 @@ def hparams_entry(folder) -> tuple[dict, list[float]]:
     (start,) = [s for c in content if (s := plugin_data_pb2.HParamsPluginData.FromString(c).session_start_info).hparams]
     values = {k: v.number_value if v.HasField("number_value") else v.string_value for k, v in start.hparams.items()}
     return values, [e.value for e in events.Scalars("hparam/inner_accuracy")]
+
