@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 from helpers import run, tiny_one, tiny_variant
 
+from rsnet.config import TrialConfig
 from rsnet.data import assign_folds, list_videos, make_split, splits
+from rsnet.sweep.search import Search
 from rsnet.sweep.spec import SweepError, load_sweep
 from rsnet.trial import run_trial
 
@@ -129,3 +131,20 @@ def hparams_entry(folder) -> tuple[dict, list[float]]:
     values = {k: v.number_value if v.HasField("number_value") else v.string_value for k, v in start.hparams.items()}
     return values, [e.value for e in events.Scalars("hparam/inner_accuracy")]
 
+
+def test_each_outer_trial_seeds_its_searcher_from_what_it_is_not_where_its_files_lie():
+    search = Search(space={"lr": {"loguniform": [1e-4, 1e-2]}, "batch_size": {"choice": [4, 8]}})
+    outer = TrialConfig(dataset="uvanemo", root="/data/nemo", fold=2, cache="/scratch/cache")
+    moved = outer.replace(root="/elsewhere/nemo", cache="/other/cache")
+    seed = search.searcher_seed(outer)
+    assert search.searcher_seed(moved) == seed
+    others = [outer.replace(fold=3), outer.replace(seed=1), outer.replace(variant="no_fpn")]
+    assert len({seed, *(search.searcher_seed(o) for o in others)}) == 4
+    assert Search(space=search.space, seed=1).searcher_seed(outer) != seed
+
+    def draws(cfg):  # the first configurations Optuna suggests, asked as Tune asks
+        searcher = search.searcher(cfg)
+        searcher.set_search_properties("inner_accuracy", "max", search.tune_space())
+        return [searcher.suggest(str(i)) for i in range(3)]
+
+    assert draws(outer) == draws(moved) != draws(outer.replace(fold=3))

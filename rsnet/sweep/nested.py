@@ -120,7 +120,7 @@ def search_outer(sweep: Sweep, outer: Trial, sweep_dir: Path) -> dict:
             tune_config=tune.TuneConfig(
                 metric=METRIC,
                 mode="max",
-                search_alg=search.searcher(outer.name),
+                search_alg=search.searcher(outer.config),
                 scheduler=search.scheduler_for(outer.config.epochs),
                 num_samples=search.samples,
             ),

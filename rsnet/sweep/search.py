@@ -24,6 +24,7 @@ ALGORITHMS = ("optuna", "random")
 SCHEDULERS = ("asha", "none")
 DISTRIBUTIONS = {"loguniform": 2, "uniform": 2, "randint": 2, "choice": None}
 SEARCHABLE = set(with_role("method")) - {"epochs", "tuned"}  # how the model is built, fed and trained
+PATH_FIELDS = set(with_role("path"))
 METRIC = "inner_accuracy"  # the mean over inner folds of the validation accuracy, each epoch
 
 
@@ -48,11 +49,17 @@ class Search:
             out[name] = tune.choice(list(args)) if kind == "choice" else make[kind](*args)
         return out
 
-    def searcher(self, outer: str):
-        """Ray Tune's searcher for the outer trial named `outer`: OptunaSearch (TPE) or Tune's
-        random sampling, seeded from `seed` and the outer trial, so that each outer fold and seed
-        draws its own configurations and a rerun of the file draws the same ones."""
-        seed = zlib.crc32(f"{self.seed}/{outer}".encode())
+    def searcher_seed(self, outer: TrialConfig) -> int:
+        """The searchers' seed for an outer trial: from `seed` and what the trial is (its data,
+        fold, seed and method), not where its files lie, so that each outer fold and seed draws
+        its own configurations and the same file draws the same ones on any cluster."""
+        what = {k: v for k, v in outer.identity().items() if k not in PATH_FIELDS}
+        return zlib.crc32(json.dumps([self.seed, what], sort_keys=True).encode())
+
+    def searcher(self, outer: TrialConfig):
+        """Ray Tune's searcher for an outer trial: OptunaSearch (TPE) or Tune's random sampling,
+        seeded by searcher_seed."""
+        seed = self.searcher_seed(outer)
         if self.algorithm == "random":
             from ray.tune.search.basic_variant import BasicVariantGenerator
 
