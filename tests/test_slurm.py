@@ -313,6 +313,8 @@ def test_a_two_node_sweep_survives_losing_a_node_sigterm_and_its_head_and_refuse
     log = log.read_text()
     assert job_state(slurm, job) == "COMPLETED", log
     assert f"launch_ray: job {job}: SIGTERM: requeued; the sweep resumes" in log, log
+    first_run = log[: log.index(f"job {job}: SIGTERM: requeued")]
+    assert "sweep: SIGTERM: stopping" in first_run and "SIGINT" not in first_run, log  # the job's signal named
     assert f"launch_ray: job {job}: the head's Ray (node1) was lost: requeued; the sweep resumes" in log, log
     assert "SIGTERM received" not in log and "Traceback" not in log, log  # no signal handlers' traces
     assert log.count(f"launch_ray: job {job}, 2 node(s), head node1 ({address})") == 1, log  # before

@@ -85,11 +85,13 @@ GPUS=${SLURM_GPUS_ON_NODE:-0}
 if [ "$GPUS" = 0 ] && [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then GPUS=$(echo "$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c .); fi
 
 STEPS=()
-# the sweep's driver stopped: SIGINT (it stops its trials and saves the sweep's state), SIGKILL
-# if it has not ended within $1 seconds, or 5 s after the head's Ray is gone (a SIGTERM to the
-# whole job reaches the Ray steps too): a driver without its Ray waits on it, unable to stop
+# the sweep's driver stopped: SIGINT, or SIGTERM when the job was sent it (the driver stops its
+# trials, saves the sweep's state and says which signal), SIGKILL if it has not ended within $1
+# seconds, or 5 s after the head's Ray is gone (a SIGTERM to the whole job reaches the Ray steps
+# too): a driver without its Ray waits on it, unable to stop
+STOP_SIGNAL=INT
 stop_driver() {
-    [ -n "${DRIVER:-}" ] && kill -INT "$DRIVER" 2>/dev/null || return 0
+    [ -n "${DRIVER:-}" ] && kill -"$STOP_SIGNAL" "$DRIVER" 2>/dev/null || return 0
     local deadline=$((SECONDS + $1))
     while kill -0 "$DRIVER" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
         kill -0 "${STEP[$HEAD]}" 2>/dev/null || deadline=$((deadline < SECONDS + 5 ? deadline : SECONDS + 5))
@@ -121,6 +123,7 @@ on_warning() {   # time limit or preemption coming
 }
 on_term() {   # preemption, an admin, scancel --signal=TERM: stop the sweep (one line), then requeue
     trap - TERM
+    STOP_SIGNAL=TERM   # the driver may have it already (scancel --full): one signal, one name
     cleanup   # the driver first (it saves the sweep's state), then this job's Ray
     requeue "SIGTERM"
     exit 0
