@@ -1,14 +1,17 @@
 """Nested subject-disjoint cross-validation (a sweep's `search`): the section is checked like
 every key; inner folds never hold an outer test subject (and a splitter that leaks is caught);
-a tiny search runs end to end on Ray Tune, its selection auditable from the files, and a rerun
-continues it without training anything again."""
+a tiny search runs end to end on Ray Tune, stopped by SIGTERM and continued by the same command,
+its selection auditable from the files, and a rerun trains nothing again."""
 
 import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import run, tiny_one, tiny_variant
+from helpers import REPO, run, sweep_cmd, tiny_one, tiny_variant
 
 from rsnet.config import TrialConfig
 from rsnet.data import assign_folds, list_videos, make_split, splits
@@ -18,7 +21,7 @@ from rsnet.trial import run_trial
 
 SEARCH = """search:
   space: {lr: {loguniform: [1.0e-4, 1.0e-2]}, batch_size: {choice: [4, 8]}}
-  samples: 2
+  samples: 3
   inner_folds: 2
   scheduler: asha
 """
@@ -75,13 +78,30 @@ def test_a_splitter_that_leaks_an_outer_test_subject_is_caught(tiny_trial, corpo
 
 
 @pytest.mark.slow
-def test_a_tiny_search_chooses_from_its_inner_folds_and_a_rerun_trains_nothing(tmp_path, shared):
+def test_a_tiny_search_stopped_continues_chooses_from_its_inner_folds_and_a_rerun_trains_nothing(tmp_path, shared):
     f = tiny_one(tmp_path / "search.yaml", 2, ("max_failures: 2", f"max_failures: 2\n{SEARCH}"))
+    sweep = tmp_path / "results" / "tiny"
+    # SIGTERM once a configuration has finished its inner trials (two train at a time, of three)
+    proc = subprocess.Popen(
+        sweep_cmd(f, tmp=tmp_path, **shared), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+    deadline = time.time() + 300
+    while not finished_inner(sweep) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:] + err[-3000:]
+    assert "the same command continues it" in out and "Traceback" not in err, out[-3000:] + err[-3000:]
+    assert not list(sweep.glob("search/*/selection.json"))  # nothing chosen from a search cut short
+    before = finished_inner(sweep)
+    # the same command continues the search: finished inner trials are not trained again, the
+    # searcher goes on to its three configurations
     p = run(f, tmp=tmp_path, **shared)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    sweep = tmp_path / "results" / "tiny"
+    assert {k: v for k, v in finished_inner(sweep).items() if k in before} == before
     [selection_file] = sweep.glob("search/*/selection.json")
     selection = json.loads(selection_file.read_text())
+    assert len(selection["configurations"]) == 3 == len(list(sweep.glob("search/*/configs/*/configuration.json")))
     outer_test = set(pd.read_csv(next(sweep.glob("trials/*_full_*/predictions.csv")), dtype=str).subject)
     # every inner trial, ASHA's stopped ones too: its outer fold and subjects, none an outer test subject
     inner = [Path(t) for c in selection["configurations"] for t in c["inner_trials"]]
@@ -117,6 +137,11 @@ def test_a_tiny_search_chooses_from_its_inner_folds_and_a_rerun_trains_nothing(t
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in sweep.glob("**/metrics.jsonl")} == stamps
     assert json.loads(selection_file.read_text())["chosen"] == selection["chosen"]
+
+
+def finished_inner(sweep) -> dict:
+    """{inner trial folder: its result.json's mtime} of the inner trials that finished."""
+    return {p.parent: p.stat().st_mtime_ns for p in sweep.glob("search/*/configs/*/inner*/result.json")}
 
 
 def hparams_entry(folder) -> tuple[dict, list[float]]:

@@ -90,7 +90,7 @@ def hparams_board(base: Path, cfg: TrialConfig, params: dict):
     from torch.utils.tensorboard.summary import hparams
 
     values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in params.items()}
-    writer = SummaryWriter(str(base))
+    writer = SummaryWriter(str(base), purge_step=1)  # a resumed configuration logs every epoch again
     for summary in hparams({**values, "outer_fold": cfg.fold, "seed": cfg.seed}, {f"hparam/{METRIC}": 0.0}):
         writer.file_writer.add_summary(summary)
     return writer
