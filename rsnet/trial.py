@@ -199,6 +199,12 @@ def _setup(cfg: TrialConfig, out: Path, progress: bool) -> Run:
     return Run(cfg, out, device, model, optimizer, train, val, test, facts, state)
 
 
+def read_history(trial_dir: Path) -> list[dict]:
+    """A trial's epochs so far, from its metrics.jsonl (fit_epochs writes it; none yet: [])."""
+    path = Path(trial_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
 def fit_epochs(run: Run):
     """The remaining epochs, one per step: metrics.jsonl and TensorBoard after each, checkpoints
     on schedule; yields (the epoch's metrics, the checkpoint written or None)."""

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..sweep.spec import SweepError, load_sweep
 from ..sweep.table import AXES, COLUMNS, collect
+from ..trial import read_history
 
 
 @dataclass
@@ -100,10 +101,8 @@ def _read_predictions(trial_dirs: list[Path]) -> pd.DataFrame:
 def _read_curves(trial_dirs: list[Path]) -> pd.DataFrame:
     rows = []
     for d in trial_dirs:
-        f = d / "metrics.jsonl"
-        if f.exists():
-            key = _key(d)
-            rows += [{**json.loads(line), "trial": key} for line in f.read_text().splitlines() if line.strip()]
+        key = _key(d)
+        rows += [{**row, "trial": key} for row in read_history(d)]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["trial", "epoch", "train_loss", "test_acc"])
 
 

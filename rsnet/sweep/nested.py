@@ -27,6 +27,7 @@ from ray import tune
 
 from ..atomic import write_json_atomic
 from ..config import TrialConfig
+from ..trial import read_history
 from .progress import Stop
 from .search import METRIC
 from .spec import Sweep, Trial, trial_name
@@ -73,12 +74,6 @@ def configuration(params: dict, outer: dict) -> None:
                     finish_trial(run, time.perf_counter() - t0)
             board.close()
         tune.report({"epoch": epoch, METRIC: mean})
-
-
-def read_history(trial_dir: Path) -> list[dict]:
-    """A trial's epochs so far, from its metrics.jsonl (none yet: [])."""
-    path = trial_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def hparams_board(base: Path, cfg: TrialConfig, params: dict):
