@@ -216,8 +216,7 @@ def run_on_ray(
             finished = frozenset(t.name for t in part if (Path(plan[t.name]["out"]) / "result.json").exists())
             if len(finished) == len(part):
                 continue  # a finished part needs no Tune: a rerun skips it whole
-            InOrder.finished = finished
-            fit_part(sweep, part, {t.name: plan[t.name] for t in part}, storage, res, trainable_fn, fresh)
+            fit_part(sweep, part, {t.name: plan[t.name] for t in part}, storage, res, trainable_fn, fresh, finished)
     finally:
         progress.close()
     return progress.table.flush()
@@ -236,9 +235,13 @@ def parts(trials: list[Trial]) -> list[list[Trial]]:
     return [trials[i : i + size] for i in range(0, len(trials), size)]
 
 
-def fit_part(sweep: Sweep, part: list[Trial], plan: dict, storage: Path, res: dict, trainable_fn, fresh: bool):
+def fit_part(
+    sweep: Sweep, part: list[Trial], plan: dict, storage: Path, res: dict, trainable_fn, fresh: bool, finished
+):
     """One part's Tune experiment run, or restored and finished (see experiment_name); the
-    caller has set InOrder.finished to the part's finished trials."""
+    part's `finished` trials are ended unstarted (InOrder; set on the class, as a restored
+    experiment unpickles its own scheduler)."""
+    InOrder.finished = finished
     fn = tune.with_resources(tune.with_parameters(run_planned, run=trainable_fn, plan=plan), res)
     name = experiment_name(part)
     path = str(storage / name)
