@@ -460,9 +460,12 @@ def test_majority_class_of_each_protocols_distinct_test_videos():
 
 
 SHARED_PAPER = REPO.parent / "shared" / "paper"
+needs_paper = pytest.mark.skipif(
+    not SHARED_PAPER.is_dir(), reason="the paper's transcription lies in ../shared beside the checkout"
+)
 
 
-@pytest.mark.skipif(not SHARED_PAPER.is_dir(), reason="the paper's transcription lies in ../shared beside the checkout")
+@needs_paper
 def test_readings_name_the_authors_code_where_a_sweep_follows_it():
     from rsnet.report.audit import readings
 
@@ -503,6 +506,7 @@ def test_every_published_method_and_shipped_setting_has_a_sentence():
     assert all(s.endswith(".") and len(s) > 40 for s in known.values())
 
 
+@needs_paper
 def test_published_numbers_are_the_papers_transcription():
     ours = published().set_index(["table", "method"])
     paper = pd.read_csv(SHARED_PAPER / "published_results.csv", dtype=str).fillna("").set_index(["table", "row"])
