@@ -95,6 +95,15 @@ def shared(sweep_data, cache):
     return {"data": sweep_data, "cache": cache}
 
 
+@pytest.fixture
+def example_importable(monkeypatch):
+    """The example plugin package (examples/rsnet_example) importable here and in the processes a
+    test starts (PYTHONPATH, which a local Ray's workers inherit), as a researcher's own package."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "rsnet_example" / "src"
+    monkeypatch.syspath_prepend(str(example))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(example), os.environ.get("PYTHONPATH")])))
+
+
 def pytest_configure(config):
     """Each of `make test`'s two pytest-xdist workers gets one of the machine's two cores: torch
     in a worker uses one thread (as each trial of a sweep does; rsnet.runtime)."""

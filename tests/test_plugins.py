@@ -15,15 +15,8 @@ from helpers import REPO, TINY, tiny_variant
 from rsnet.model import plugins
 from rsnet.sweep.spec import SweepError, load_sweep
 
-EXAMPLE = REPO / "examples" / "rsnet_example" / "src"
 MEAN = "rsnet_example.models:build_mean_frames"
 BROKEN = "rsnet_example.models:build_broken_padding"
-
-
-@pytest.fixture
-def example_importable(monkeypatch):
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(EXAMPLE), os.environ.get("PYTHONPATH")])))
 
 
 @pytest.fixture

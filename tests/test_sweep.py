@@ -273,12 +273,10 @@ def test_demo_summary_gives_each_setting_with_its_interval(demo, demo_table):
 
 
 @pytest.mark.slow
-def test_a_trial_with_broken_data_fails_alone_and_a_plugin_trains_on_ray(tmp_path, shared, monkeypatch):
+def test_a_trial_with_broken_data_fails_alone_and_a_plugin_trains_on_ray(tmp_path, shared, example_importable):
     """Fold 1 of the tiny corpus has no young subject: that trial's test set is empty. The second
     setting is the example package's variant by import path (its source on PYTHONPATH, which the
     local Ray's workers inherit), so a researcher's model is seen training in a real sweep."""
-    example = REPO / "examples" / "rsnet_example" / "src"
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(example), os.environ.get("PYTHONPATH")])))
     f = tiny_variant(
         tmp_path / "broken.yaml",
         ("fold: [1, 2]", "fold: [1, 3]"),
