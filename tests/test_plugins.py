@@ -11,6 +11,7 @@ import sys
 import pandas as pd
 import pytest
 from helpers import REPO, TINY, tiny_variant
+from torch import nn
 
 from rsnet.model import plugins
 from rsnet.sweep.spec import SweepError, load_sweep
@@ -73,6 +74,13 @@ def test_the_shipped_variants_keep_the_contract_a_plugin_must():
 
     for v in VARIANTS:
         plugins.check_contract(build_model(v, 3, 48), 3, 48)
+
+
+def test_a_zero_initialised_layer_does_not_hide_a_padding_leak(example_importable):
+    model = plugins.build(BROKEN, 3, 48)
+    nn.init.zeros_(model.head.weight)  # untrained, every video scores alike: padding or not
+    with pytest.raises(plugins.VariantError, match="the output changes with padding"):
+        plugins.check_contract(model, 3, 48)
 
 
 @pytest.mark.slow

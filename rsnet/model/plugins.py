@@ -99,13 +99,17 @@ def describe(name: str) -> str:
 def check_contract(model: nn.Module, in_channels: int, resolution: int) -> None:
     """Raise VariantError unless `model` keeps the forward contract (the module's docstring) on
     two videos of 5 and 3 frames, in eval mode, on a float64 copy (an untrained network's outputs
-    vary little, so float32 rounding could hide what padding changes)."""
+    vary little, so float32 rounding could hide what padding changes) whose all-zero parameters
+    are drawn at random (a zero-initialised layer would hide it entirely)."""
     gen = torch.Generator().manual_seed(0)
     shape = (in_channels, resolution, resolution)
     frames = torch.rand(2, 5, *shape, generator=gen, dtype=torch.float64)  # (B, T, C, H, W)
     lengths = torch.tensor([5, 3])
     model = copy.deepcopy(model).double().eval()
     with torch.no_grad():
+        for param in model.parameters():
+            if not param.any():
+                param.copy_(0.1 * torch.randn(param.shape, generator=gen, dtype=param.dtype))
         for method in ("forward", "logits"):
             if not callable(getattr(model, method, None)):
                 raise VariantError(f"the model has no {method}(frames, lengths)")
