@@ -83,6 +83,12 @@ def test_a_zero_initialised_layer_does_not_hide_a_padding_leak(example_importabl
         plugins.check_contract(model, 3, 48)
 
 
+def test_the_examples_variants_keep_the_contract(example_importable):
+    for builder in (MEAN, "rsnet_example.models:build_motion_profile"):
+        for channels, resolution in ((3, 48), (1, 24)):
+            plugins.check_contract(plugins.build(builder, channels, resolution), channels, resolution)
+
+
 @pytest.mark.slow
 def test_a_plugin_trial_trains_predicts_and_reports_as_a_user_variant(tiny_trial, corpora, tmp_path, registered):
     from rsnet.trial import run_trial
