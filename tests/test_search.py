@@ -26,6 +26,16 @@ SEARCH = """search:
   scheduler: asha
 """
 
+# lr 1e-7 leaves the example's motion-profile model where it started, scoring every video alike;
+# lr 0.1 learns the synthetic smiles' phase order within an epoch (9 parameters, seconds a trial)
+MOTION = "rsnet_example.models:build_motion_profile"
+HOPELESS = """search:
+  space: {lr: {choice: [1.0e-7, 0.1]}, batch_size: {choice: [4, 8]}}
+  samples: 6
+  inner_folds: 2
+  scheduler: asha
+"""
+
 
 @pytest.mark.parametrize(
     "section, says",
@@ -173,3 +183,36 @@ def test_each_outer_trial_seeds_its_searcher_from_what_it_is_not_where_its_files
         return [searcher.suggest(str(i)) for i in range(3)]
 
     assert draws(outer) == draws(moved) != draws(outer.replace(fold=3))
+
+
+@pytest.mark.slow
+def test_asha_stops_the_hopeless_region_at_its_first_epoch(tmp_path, shared, example_importable):
+    """One sample at a time (one CPU), so ASHA judges each sample's first epoch against those
+    before it: every lr-1e-7 sample started after a good one stops there, the ones before any good
+    one (nothing better to compare with) run on, and a good one is chosen."""
+    f = tiny_one(
+        tmp_path / "hopeless.yaml",
+        4,
+        ("    full: {}", f"    motion: {{variant: '{MOTION}'}}"),
+        ("max_failures: 2", f"max_failures: 2\n{HOPELESS}"),
+    )
+    p = run(f, "--num-cpus", "1", tmp=tmp_path, **shared)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    [selection_file] = (tmp_path / "results" / "tiny").glob("search/*/selection.json")
+    selection = json.loads(selection_file.read_text())
+    samples = selection["configurations"]  # in the order they started: a folder per sample
+    assert len(samples) == 6 == len({c["configuration"] for c in samples})
+    hopeless = [c["params"]["lr"] == 1.0e-7 for c in samples]
+    first_good = hopeless.index(False)
+    assert any(hopeless[first_good:]), "the draw has no hopeless sample after a good one: change search.seed"
+    good_start = min(c["mean_inner_accuracy"][0] for c, h in zip(samples, hopeless) if not h)
+    for c, h in zip(samples, hopeless):
+        if h:
+            assert max(c["mean_inner_accuracy"]) < good_start  # hopeless indeed
+    for i, (c, h) in enumerate(zip(samples, hopeless)):
+        if h and i > first_good:
+            assert c["epochs_run"] == 1 and not c["completed"], c
+        elif h:
+            assert c["epochs_run"] == 4 and c["completed"], c
+    assert selection["chosen"]["lr"] == 0.1
+    assert selection["inner_trial_epochs_run"] < selection["inner_trial_epochs_without_early_stopping"] == 6 * 2 * 4

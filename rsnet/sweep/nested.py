@@ -12,8 +12,9 @@ For each outer trial of the sweep (a combination, an outer fold, a seed):
    once on the outer fold, as an ordinary trial (`tuned` set), beside the same trial at the
    sweep's defaults.
 Files: search/<outer>/tune (Tune's experiment: restored by a rerun, the searcher continues),
-search/<outer>/configs/<hash>/{configuration.json, the configuration's TensorBoard HParams entry,
-inner<k>/ (a trial's files)}.
+search/<outer>/configs/<Tune trial id>/{configuration.json, the configuration's TensorBoard HParams
+entry, inner<k>/ (a trial's files)}: a folder per sample, so that values drawn twice train twice,
+each sample its own record, as Tune runs them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ray import tune
@@ -45,9 +47,14 @@ def configuration(params: dict, outer: dict) -> None:
 
     cfg = TrialConfig.from_dict(outer["config"]).replace(**params)
     configure_process(cfg.threads)
-    base = Path(outer["dir"]) / "configs" / cfg.hash()[:12]
+    sample = tune.get_context().get_trial_id()  # kept by a restore: a resumed sample finds its folder
+    base = Path(outer["dir"]) / "configs" / sample
     base.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(base / "configuration.json", {"params": params, "outer_trial": outer["name"]})
+    if not (base / "configuration.json").exists():
+        started = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        write_json_atomic(
+            base / "configuration.json", {"params": params, "outer_trial": outer["name"], "started": started}
+        )
     board = hparams_board(base, cfg, params)
     t0, k = time.perf_counter(), outer["inner_folds"]
     runs, histories, steps = [], [], []
@@ -135,17 +142,19 @@ def search_outer(sweep: Sweep, outer: Trial, sweep_dir: Path) -> dict:
 def choose(search_dir: Path, outer: Trial, k: int) -> dict:
     """The selection, from the inner trials' files: the configuration with the best mean inner
     validation accuracy at the last epoch, among those whose inner trials all finished (ties: the
-    first by configuration hash); written to selection.json with every configuration's record."""
+    first started); written to selection.json with every configuration's record, in the order
+    they started."""
     records = []
-    for d in sorted((search_dir / "configs").glob("*/configuration.json")):
-        d = d.parent
+    samples = [(json.loads(f.read_text()), f.parent) for f in (search_dir / "configs").glob("*/configuration.json")]
+    for meta, d in sorted(samples, key=lambda s: (s[0].get("started", ""), s[1].name)):
         inner = [d / f"inner{j}" for j in range(1, k + 1)]
         curves = [[row["test_acc"] for row in read_history(p)] for p in inner]
         run = min(map(len, curves))
         records.append(
             {
                 "configuration": d.name,
-                "params": json.loads((d / "configuration.json").read_text())["params"],
+                "params": meta["params"],
+                "started": meta.get("started"),
                 "inner_trials": [str(p) for p in inner],
                 "completed": all((p / "result.json").exists() for p in inner),
                 "epochs_run": run,
