@@ -125,6 +125,7 @@ def search_outer(sweep: Sweep, outer: Trial, sweep_dir: Path) -> dict:
                 search_alg=search.searcher(outer.config),
                 scheduler=search.scheduler_for(outer.config.epochs),
                 num_samples=search.samples,
+                reuse_actors=True,  # a worker process serves sample after sample
             ),
             run_config=tune.RunConfig(
                 name="tune",
