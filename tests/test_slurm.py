@@ -1,5 +1,6 @@
 """A real two-node Slurm (slurm-wlm + munge; slurm/local_cluster.sh): sbatch the launcher on both
-nodes, requeue it, lose a node, a node whose Ray cannot start, the token; submitit."""
+nodes, requeue it, lose a node, a search stopped and continued, a node whose Ray cannot start, the
+token; submitit."""
 
 import hashlib
 import json
@@ -347,6 +348,47 @@ def test_a_two_node_sweep_survives_losing_a_node_sigterm_and_its_head_and_refuse
     shutil.rmtree(f"/tmp/rsnet-{job}", ignore_errors=True)  # the job's Ray logs (kept for users)
     # the crashed node restarted serves the next job (the next test's)
     subprocess.run([CLUSTER, "restart-node", "node2"], env=slurm, check=True, timeout=180)
+
+
+def test_a_search_sent_sigterm_requeues_itself_and_its_rerun_continues_the_search(slurm, tmp_path):
+    """A sweep's nested search under the launcher, sent SIGTERM once a sample has finished (as on
+    preemption): the job requeues itself with nothing chosen, and its rerun restores the search's
+    Tune experiment: finished inner trials are not trained again, the searcher goes on to its six
+    samples, and the configuration chosen is trained and tested. The example's motion_profile
+    model keeps it short."""
+    f = tmp_path / "search.yaml"
+    f.write_text(
+        TINY.read_text()
+        .replace("fold: [1, 2]", "fold: [2]")
+        .replace("epochs: 3", "epochs: 12")
+        .replace(
+            "    full: {}\n    no_tsa: {variant: no_tsa}\n",
+            "    motion: {variant: 'rsnet_example.models:build_motion_profile'}\n",
+        )
+        + "search: {space: {lr: {loguniform: [1.0e-3, 0.3]}}, samples: 6, inner_folds: 2}\n"
+    )
+    example = REPO / "examples" / "rsnet_example" / "src"
+    env = {**slurm, "PYTHONPATH": os.pathsep.join([slurm["PYTHONPATH"], str(example)])}
+    job = sbatch(env, tmp_path, "--nodes=1", str(REPO / "slurm/launch_ray.sh"), str(f))
+    search = tmp_path / "results" / "tiny" / "search"
+    finished_inner = lambda: {p.parent: p.stat().st_mtime_ns for p in search.glob("*/configs/*/inner*/result.json")}  # noqa: E731
+    wait_for(finished_inner, 300)
+    subprocess.run(["scancel", "--signal=TERM", "--full", job], env=slurm, check=True)
+    log = tmp_path / f"rsnet-rsnet-sweep-{job}.out"
+    wait_for(lambda: "SIGTERM: requeued" in log.read_text(), 120)
+    assert not list(search.glob("*/selection.json"))  # stopped inside the search: nothing chosen
+    before = finished_inner()
+    wait_for(lambda: ended(slurm, job), 600)
+    log = log.read_text()
+    assert job_state(slurm, job) == "COMPLETED", log
+    assert log.count(f"launch_ray: job {job}, 1 node(s)") == 2 and "Traceback" not in log, log
+    assert {d: t for d, t in finished_inner().items() if d in before} == before  # not trained again
+    [selection] = [json.loads(p.read_text()) for p in search.glob("*/selection.json")]
+    assert len(selection["configurations"]) == 6 and selection["chosen"]["lr"] >= 1.0e-3
+    table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
+    assert sorted(table.setting) == ["motion", "motion-tuned"] and (table.status == "finished").all()
+    wait_for(lambda: no_ray_left(job), 60)
+    shutil.rmtree(f"/tmp/rsnet-{job}", ignore_errors=True)
 
 
 def test_a_node_that_cannot_start_ray_fails_the_job_naming_it(slurm, tmp_path):
