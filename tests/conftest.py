@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
+from helpers import EXAMPLE
 
 from rsnet.synth import generate_corpus
 
@@ -99,9 +100,8 @@ def shared(sweep_data, cache):
 def example_importable(monkeypatch):
     """The example plugin package (examples/rsnet_example) importable here and in the processes a
     test starts (PYTHONPATH, which a local Ray's workers inherit), as a researcher's own package."""
-    example = Path(__file__).resolve().parents[1] / "examples" / "rsnet_example" / "src"
-    monkeypatch.syspath_prepend(str(example))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(example), os.environ.get("PYTHONPATH")])))
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(EXAMPLE), os.environ.get("PYTHONPATH")])))
 
 
 def pytest_configure(config):

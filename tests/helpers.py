@@ -8,6 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "sweeps" / "tiny.yaml"
+EXAMPLE = REPO / "examples" / "rsnet_example" / "src"  # the example plugin package's source
 
 
 def sweep_cmd(*args, tmp, data=None, cache=None):
@@ -84,3 +85,9 @@ def listeners(root: int) -> set[tuple[str, str]]:
         tree, grew = tree | new, bool(new)
     ss = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
     return {(addr, name) for addr, name, pid in sockets(ss) if pid in tree}
+
+
+def finished_inner(search: Path) -> dict:
+    """{inner trial folder: its result.json's mtime} of a sweep's search folder's finished inner
+    trials."""
+    return {p.parent: p.stat().st_mtime_ns for p in search.glob("*/configs/*/inner*/result.json")}

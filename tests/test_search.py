@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import REPO, run, sweep_cmd, tiny_one, tiny_variant
+from helpers import REPO, finished_inner, run, sweep_cmd, tiny_one, tiny_variant
 
 from rsnet.config import TrialConfig
 from rsnet.data import assign_folds, list_videos, make_split, splits
@@ -96,19 +96,19 @@ def test_a_tiny_search_stopped_continues_chooses_from_its_inner_folds_and_a_reru
         sweep_cmd(f, tmp=tmp_path, **shared), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
     )
     deadline = time.time() + 300
-    while not finished_inner(sweep) and proc.poll() is None and time.time() < deadline:
+    while not finished_inner(sweep / "search") and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, out[-3000:] + err[-3000:]
     assert "the same command continues it" in out and "Traceback" not in err, out[-3000:] + err[-3000:]
     assert not list(sweep.glob("search/*/selection.json"))  # nothing chosen from a search cut short
-    before = finished_inner(sweep)
+    before = finished_inner(sweep / "search")
     # the same command continues the search: finished inner trials are not trained again, the
     # searcher goes on to its three configurations
     p = run(f, tmp=tmp_path, **shared)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert {k: v for k, v in finished_inner(sweep).items() if k in before} == before
+    assert {k: v for k, v in finished_inner(sweep / "search").items() if k in before} == before
     [selection_file] = sweep.glob("search/*/selection.json")
     selection = json.loads(selection_file.read_text())
     assert len(selection["configurations"]) == 3 == len(list(sweep.glob("search/*/configs/*/configuration.json")))
@@ -147,11 +147,6 @@ def test_a_tiny_search_stopped_continues_chooses_from_its_inner_folds_and_a_reru
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in sweep.glob("**/metrics.jsonl")} == stamps
     assert json.loads(selection_file.read_text())["chosen"] == selection["chosen"]
-
-
-def finished_inner(sweep) -> dict:
-    """{inner trial folder: its result.json's mtime} of the inner trials that finished."""
-    return {p.parent: p.stat().st_mtime_ns for p in sweep.glob("search/*/configs/*/inner*/result.json")}
 
 
 def hparams_entry(folder) -> tuple[dict, list[float]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import REPO, TINY, parents, sockets
+from helpers import EXAMPLE, REPO, TINY, finished_inner, parents, sockets
 
 HAVE_SLURM = all(shutil.which(x) for x in ("slurmctld", "slurmd", "munged", "sbatch", "ip", "nsenter"))
 pytestmark = [
@@ -367,22 +367,20 @@ def test_a_search_sent_sigterm_requeues_itself_and_its_rerun_continues_the_searc
         )
         + "search: {space: {lr: {loguniform: [1.0e-3, 0.3]}}, samples: 6, inner_folds: 2}\n"
     )
-    example = REPO / "examples" / "rsnet_example" / "src"
-    env = {**slurm, "PYTHONPATH": os.pathsep.join([slurm["PYTHONPATH"], str(example)])}
+    env = {**slurm, "PYTHONPATH": os.pathsep.join([slurm["PYTHONPATH"], str(EXAMPLE)])}
     job = sbatch(env, tmp_path, "--nodes=1", str(REPO / "slurm/launch_ray.sh"), str(f))
     search = tmp_path / "results" / "tiny" / "search"
-    finished_inner = lambda: {p.parent: p.stat().st_mtime_ns for p in search.glob("*/configs/*/inner*/result.json")}  # noqa: E731
-    wait_for(finished_inner, 300)
+    wait_for(lambda: finished_inner(search), 300)
     subprocess.run(["scancel", "--signal=TERM", "--full", job], env=slurm, check=True)
     log = tmp_path / f"rsnet-rsnet-sweep-{job}.out"
     wait_for(lambda: "SIGTERM: requeued" in log.read_text(), 120)
     assert not list(search.glob("*/selection.json"))  # stopped inside the search: nothing chosen
-    before = finished_inner()
+    before = finished_inner(search)
     wait_for(lambda: ended(slurm, job), 600)
     log = log.read_text()
     assert job_state(slurm, job) == "COMPLETED", log
     assert log.count(f"launch_ray: job {job}, 1 node(s)") == 2 and "Traceback" not in log, log
-    assert {d: t for d, t in finished_inner().items() if d in before} == before  # not trained again
+    assert {d: t for d, t in finished_inner(search).items() if d in before} == before  # not trained again
     [selection] = [json.loads(p.read_text()) for p in search.glob("*/selection.json")]
     assert len(selection["configurations"]) == 6 and selection["chosen"]["lr"] >= 1.0e-3
     table = pd.read_csv(tmp_path / "results" / "tiny" / "trials.csv")
